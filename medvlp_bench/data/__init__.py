@@ -1,0 +1,1 @@
+"""Data utilities: image IO, image caches, splits, locations."""

@@ -1,0 +1,59 @@
+"""The image-encoder interface: the seam between pretraining methods and downstream tasks.
+
+Methods produce an :class:`ImageEncoder`; protocols consume it through these members only:
+
+* ``global_features(x)``  -> (B, global_dim) vector (ResNet: average-pooled last stage; ViT: CLS token).
+* ``feature_maps(x)``     -> list of (B, C_i, H/s_i, W/s_i) maps, channels ``map_channels`` and strides
+  ``map_strides`` (pixels of input per map cell), shallow to deep.
+* ``local_tokens(x)``     -> (B, N, C) tokens (ResNet: a stage flattened; ViT: patch tokens).
+
+``x`` is a float tensor (B, 3, input_size, input_size) normalised as ``(x/255 - mean) / std`` per channel.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+
+class ImageEncoder(nn.Module):
+    """Base class of every image encoder. Subclasses set the attributes and implement the three methods."""
+
+    #: square input side in pixels
+    input_size: int = 224
+    #: per-channel normalisation applied to pixel values scaled to [0, 1]
+    mean: Sequence[float] = (0.485, 0.456, 0.406)
+    std: Sequence[float] = (0.229, 0.224, 0.225)
+    #: length of the global feature vector
+    global_dim: int = 0
+    #: channels and strides of ``feature_maps``' outputs
+    map_channels: Sequence[int] = ()
+    map_strides: Sequence[int] = ()
+    #: architecture name (the encoder plugin's name), recorded in run records
+    arch: str = ""
+
+    def global_features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def local_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.global_features(x)
+
+    def describe(self) -> dict:
+        """A JSON-able summary for run records."""
+        return {
+            "arch": self.arch,
+            "input_size": self.input_size,
+            "global_dim": self.global_dim,
+            "map_channels": list(self.map_channels),
+            "map_strides": list(self.map_strides),
+            "mean": list(self.mean),
+            "std": list(self.std),
+        }

@@ -1,0 +1,144 @@
+"""The spec types that plugins return from their hooks (see :mod:`medvlp_bench.hookspecs`).
+
+A plugin describes what it offers with these frozen dataclasses; the core only ever calls the callables they
+carry, so a plugin never needs to subclass anything of the core except :class:`~medvlp_bench.encoder.ImageEncoder`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal, Mapping, Optional
+
+import pandas as pd
+
+from medvlp_bench.encoder import ImageEncoder
+
+#: columns every sample table has; tasks add their target columns (see :class:`TaskSpec`)
+SAMPLE_COLUMNS = ("sample_id", "image_path", "source_file", "source_row")
+
+
+@dataclass(frozen=True)
+class ImageEncoderSpec:
+    """An image-encoder architecture.
+
+    ``build()`` returns a freshly (randomly) initialised encoder; ``load_imagenet(encoder)`` loads ImageNet
+    weights from a local cache into it, or raises :class:`~medvlp_bench.errors.WeightsNotFoundError` saying where
+    to put them (nothing is downloaded). ``None`` means the architecture has no ImageNet weights.
+    """
+
+    name: str
+    description: str
+    build: Callable[[], ImageEncoder]
+    load_imagenet: Optional[Callable[[ImageEncoder], None]] = None
+
+
+@dataclass(frozen=True)
+class MethodContext:
+    """What the runner hands a method when it asks for an image encoder."""
+
+    encoder: str
+    build_encoder: Callable[[str], ImageEncoder]
+    load_imagenet: Callable[[str, ImageEncoder], None]
+    checkpoint: Optional[Path]
+    seed: int
+    data_source: Literal["synthetic", "real"]
+    home: Path
+    trust_checkpoint: bool = False
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A pretraining method (or baseline) that yields image encoders."""
+
+    name: str
+    description: str
+    load_image_encoder: Callable[[MethodContext], ImageEncoder]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset in its original raw layout.
+
+    ``folder`` is the folder name under a data root (``--data-root``) that holds the raw download.
+    ``check(folder)`` returns the problems found in a raw download (empty list = valid).
+    ``write_synthetic(folder, seed)`` writes a synthetic twin in the same raw layout (``None`` if it has none).
+    """
+
+    name: str
+    title: str
+    citation: str
+    url: str
+    folder: str
+    check: Callable[[Path], list[str]]
+    write_synthetic: Optional[Callable[[Path, int], None]] = None
+
+
+@dataclass(frozen=True)
+class SplitTables:
+    """The train / val / test sample tables of a task (columns: SAMPLE_COLUMNS + the task's targets)."""
+
+    train: pd.DataFrame
+    val: pd.DataFrame
+    test: pd.DataFrame
+
+    def items(self):
+        return (("train", self.train), ("val", self.val), ("test", self.test))
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A downstream task: a dataset, its splits and targets, and the protocol that evaluates it.
+
+    Targets: ``target="binary"`` or ``"multilabel"``: one 0/1 column per name in ``label_names``;
+    ``target="multiclass"``: one integer column ``label`` indexing ``label_names``.
+    ``load_splits(folder)`` reads the raw download in ``folder`` and returns the derived splits;
+    ``split_rule`` says in words how (seeds included), and is recorded with every run.
+    ``hparams`` are the protocol's defaults for this task (the reference protocol's values).
+    """
+
+    name: str
+    dataset: str
+    protocol: str
+    description: str
+    load_splits: Callable[[Path], SplitTables]
+    label_names: tuple[str, ...]
+    target: Literal["binary", "multilabel", "multiclass"]
+    primary_metric: str
+    higher_is_better: bool = True
+    split_rule: str = ""
+    hparams: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProtocolInputs:
+    """Everything a protocol needs for one run."""
+
+    task: TaskSpec
+    encoder: ImageEncoder
+    encoder_key: str
+    splits: SplitTables
+    seed: int
+    hparams: Mapping[str, Any]
+    cache_dir: Path
+    work_dir: Path
+
+
+@dataclass(frozen=True)
+class ProtocolResult:
+    """Metrics of one run (name -> value, fractions in [0, 1]) and the sizes of the splits used."""
+
+    metrics: Mapping[str, float]
+    n_train: int
+    n_val: int
+    n_test: int
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProtocolSpec:
+    """A downstream evaluation protocol (linear probe, detection, segmentation, ...)."""
+
+    name: str
+    description: str
+    run: Callable[[ProtocolInputs], ProtocolResult]
