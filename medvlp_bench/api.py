@@ -16,6 +16,7 @@ Example (a method plugin)::
 
 from medvlp_bench.data.dicom_writer import write_dicom
 from medvlp_bench.data.image_io import read_image
+from medvlp_bench.data.splits import partition
 from medvlp_bench.encoder import ImageEncoder
 from medvlp_bench.errors import DataError, MedvlpError, WeightsNotFoundError
 from medvlp_bench.hookspecs import hookimpl
@@ -48,6 +49,7 @@ __all__ = [
     "TaskSpec",
     "WeightsNotFoundError",
     "hookimpl",
+    "partition",
     "read_image",
     "write_dicom",
 ]

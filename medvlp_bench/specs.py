@@ -62,7 +62,8 @@ class DatasetSpec:
 
     ``folder`` is the folder name under a data root (``--data-root``) that holds the raw download.
     ``check(folder)`` returns the problems found in a raw download (empty list = valid).
-    ``write_synthetic(folder, seed)`` writes a synthetic twin in the same raw layout (``None`` if it has none).
+    ``write_synthetic(folder, seed, scale)`` writes a synthetic twin in the same raw layout (``None`` if it has
+    none); ``scale`` multiplies the default number of images (tests use small scales).
     """
 
     name: str
@@ -71,7 +72,7 @@ class DatasetSpec:
     url: str
     folder: str
     check: Callable[[Path], list[str]]
-    write_synthetic: Optional[Callable[[Path, int], None]] = None
+    write_synthetic: Optional[Callable[[Path, int, float], None]] = None
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,10 @@ def harness_home() -> Path:
     return Path(configured).expanduser() if configured else Path.home() / ".cache" / "medvlp-bench"
 
 
-def synthetic_root(seed: int = 0) -> Path:
-    """Root of the synthetic default data set generated with ``seed``."""
-    return harness_home() / "synthetic" / f"{SYNTHETIC_VERSION}-seed{seed}"
+def synthetic_root(seed: int = 0, scale: float = 1.0) -> Path:
+    """Root of the synthetic default data set generated with ``seed`` at size ``scale``."""
+    suffix = "" if scale == 1.0 else f"-scale{scale:g}"
+    return harness_home() / "synthetic" / f"{SYNTHETIC_VERSION}-seed{seed}{suffix}"
 
 
 def cache_dir(kind: str) -> Path:
