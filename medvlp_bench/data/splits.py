@@ -61,3 +61,15 @@ def split_hash(splits: SplitTables) -> str:
         for sample_id in sorted(map(str, table["sample_id"])):
             digest.update(sample_id.encode() + b"\n")
     return digest.hexdigest()
+
+
+def write_split_files(splits: SplitTables, folder) -> None:
+    """Write ``{train,val,test}.csv`` (columns sample_id, source_file, source_row) into ``folder`` once."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    if (folder / "test.csv").is_file():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, table in splits.items():
+        table[["sample_id", "source_file", "source_row"]].to_csv(folder / f"{name}.csv", index=False)

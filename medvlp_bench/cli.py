@@ -1,0 +1,192 @@
+"""The ``medvlp-bench`` command line: plugins, run, leaderboard, data synth, data check.
+
+Exit status: 0 success; 1 a reported error (bad data, missing weights, ...); 2 a usage error (unknown option,
+unknown method/task/dataset name: printed with did-you-mean suggestions and the available names).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from medvlp_bench import __version__
+from medvlp_bench.errors import MedvlpError, UnknownNameError
+
+EXIT_ERROR, EXIT_USAGE = 1, 2
+
+
+def _formatter(prog):
+    return argparse.ArgumentDefaultsHelpFormatter(prog, max_help_position=32)
+
+
+def _dataset_path(text: str) -> tuple[str, Path]:
+    name, sep, folder = text.partition("=")
+    if not sep or not name or not folder:
+        raise argparse.ArgumentTypeError(f"expected NAME=DIR, got {text!r}")
+    return name, Path(folder)
+
+
+def _pct(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"pct must be a fraction in (0, 1] (1%% is 0.01), got {text}")
+    return value
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument("--data-root", type=Path, default=None,
+                       help="folder holding the raw downloads, one sub-folder per dataset (env MEDVLP_DATA_ROOT)")
+    group.add_argument("--dataset-path", type=_dataset_path, action="append", default=[], metavar="NAME=DIR",
+                       help="folder of one dataset's raw download, overriding the data root (repeatable)")
+    group.add_argument("--data", choices=["auto", "synthetic"], default="auto",
+                       help="'synthetic' forces the synthetic default even when a data root is configured")
+    group.add_argument("--synthetic-seed", type=int, default=0, help="seed of the synthetic default data")
+    group.add_argument("--synthetic-scale", type=float, default=1.0,
+                       help="size of the synthetic default relative to its standard size")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="medvlp-bench", formatter_class=_formatter,
+        description="Pretrain, import and evaluate medical vision-language pretraining methods on chest X-rays.",
+    )
+    parser.add_argument("--version", action="version", version=f"medvlp-bench {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    plugins = commands.add_parser("plugins", help="list encoders, methods, datasets, tasks, protocols",
+                                  formatter_class=_formatter)
+    plugins.add_argument("--json", action="store_true", help="machine-readable output")
+
+    run = commands.add_parser("run", help="evaluate a method on a downstream task", formatter_class=_formatter)
+    run.add_argument("--method", required=True, help="method name (see `medvlp-bench plugins`)")
+    run.add_argument("--task", required=True, help="task name (see `medvlp-bench plugins`)")
+    run.add_argument("--pct", type=_pct, default=1.0, help="fraction of the training split to use (0.01 = 1%%)")
+    run.add_argument("--seed", type=int, nargs="+", default=[0], help="run seed(s); one record per seed")
+    run.add_argument("--out", type=Path, default=Path("results"), help="folder of run records")
+    run.add_argument("--encoder", default=None,
+                     help="image encoder architecture (default: resnet18 on synthetic data, resnet50 on real data)")
+    run.add_argument("--checkpoint", type=Path, default=None, help="weights file of the method to evaluate")
+    run.add_argument("--trust-checkpoint", action="store_true",
+                     help="allow loading a checkpoint that needs more than plain tensors (executes pickled code)")
+    run.add_argument("--force", action="store_true", help="run even if a record with the same config exists")
+    _add_data_options(run)
+
+    board = commands.add_parser("leaderboard", help="tables from run records", formatter_class=_formatter)
+    board.add_argument("--runs", type=Path, default=Path("results"), help="folder of run records (searched recursively)")
+    board.add_argument("--format", choices=["md", "csv", "latex"], default="md", help="output format")
+    board.add_argument("--output", type=Path, default=None, help="write to this file instead of standard output")
+    board.add_argument("--reported", action="store_true", help="add the published numbers as reference rows")
+
+    data = commands.add_parser("data", help="synthetic data and raw-download checks", formatter_class=_formatter)
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
+    synth = data_commands.add_parser("synth", help="generate the synthetic default", formatter_class=_formatter)
+    synth.add_argument("--datasets", nargs="+", default=None, help="datasets to generate (default: all)")
+    synth.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
+    synth.add_argument("--scale", type=float, default=1.0, help="size relative to the standard size")
+    check = data_commands.add_parser("check", help="validate a dataset's raw download", formatter_class=_formatter)
+    check.add_argument("dataset", help="dataset name (see `medvlp-bench plugins`)")
+    _add_data_options(check)
+    return parser
+
+
+def command_plugins(args, registry) -> int:
+    from medvlp_bench.plugin_listing import listing_rows, render_listing
+
+    if args.json:
+        print(json.dumps({"plugins": listing_rows(registry), "problems": registry.problems}, indent=2))
+    else:
+        print(render_listing(registry))
+    return 0
+
+
+def command_run(args, registry) -> int:
+    from medvlp_bench.runner import RunRequest, run
+
+    for seed in args.seed:
+        request = RunRequest(
+            method=args.method, task=args.task, pct=args.pct, seed=seed, out_dir=args.out,
+            data_root=args.data_root, dataset_paths=dict(args.dataset_path), synthetic=args.data == "synthetic",
+            synthetic_seed=args.synthetic_seed, synthetic_scale=args.synthetic_scale, encoder=args.encoder,
+            checkpoint=args.checkpoint, trust_checkpoint=args.trust_checkpoint, force=args.force,
+        )
+        outcome = run(registry, request)
+        record = outcome.record
+        value = record.metrics[record.primary_metric]
+        status = "skipped (record exists; --force to rerun)" if outcome.skipped else "done"
+        print(
+            f"{record.method} on {record.task} pct={record.pct:g} seed={record.seed} [{record.data_source}]: "
+            f"{record.primary_metric} = {100 * value:.1f}% (n_train={record.n_train}, n_test={record.n_test}) "
+            f"{status} -> {outcome.path}"
+        )
+    return 0
+
+
+def command_leaderboard(args, registry) -> int:
+    from medvlp_bench.leaderboard import build_leaderboard
+    from medvlp_bench.records import load_records
+    from medvlp_bench.reported import load_reported
+
+    if not args.runs.is_dir():
+        raise MedvlpError(f"no run records folder {args.runs}")
+    records = load_records(args.runs)
+    text = build_leaderboard(records, load_reported() if args.reported else None, args.format)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text)
+        print(f"wrote {args.output} ({len(records)} records)")
+    else:
+        print(text)
+    return 0
+
+
+def command_data(args, registry) -> int:
+    from medvlp_bench.data.synthetic_store import ensure_synthetic
+    from medvlp_bench.runner import RunRequest, locate_dataset
+
+    if args.data_command == "synth":
+        names = args.datasets or [n for n in registry.names("dataset")
+                                  if registry.get("dataset", n).write_synthetic is not None]
+        for name in names:
+            folder = ensure_synthetic(registry.get("dataset", name), args.seed, args.scale)
+            print(f"{name}: {folder}")
+        return 0
+    dataset = registry.get("dataset", args.dataset)
+    request = RunRequest(method="", task="", pct=1.0, data_root=args.data_root,
+                         dataset_paths=dict(args.dataset_path), synthetic=args.data == "synthetic",
+                         synthetic_seed=args.synthetic_seed, synthetic_scale=args.synthetic_scale)
+    location = locate_dataset(dataset, request)
+    problems = dataset.check(location.folder)
+    if problems:
+        print(f"{dataset.name} at {location.folder}: {len(problems)} problem(s)")
+        for problem in problems:
+            print(f"  - {problem}")
+        return EXIT_ERROR
+    print(f"{dataset.name} at {location.folder}: OK")
+    return 0
+
+
+COMMANDS = {"plugins": command_plugins, "run": command_run, "leaderboard": command_leaderboard, "data": command_data}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from medvlp_bench.registry import load_registry
+
+    registry = load_registry()
+    for problem in registry.problems:
+        print(f"medvlp-bench: plugin problem: {problem}", file=sys.stderr)
+    try:
+        return COMMANDS[args.command](args, registry)
+    except UnknownNameError as error:
+        print(f"medvlp-bench: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except MedvlpError as error:
+        print(f"medvlp-bench: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""A prepared-image cache: each sample table decoded once into a memory-mapped (N, side, side) uint8 array.
+
+Preparation of one image: decode (DICOM/JPEG/PNG -> grey uint8), resize so that the longer side is ``side``
+pixels (area interpolation, PIL ``BOX``), and zero-pad to ``side x side`` with the image centred.
+The cache file is named by the sha256 of ``side`` and, per row, the image path, size in bytes and modification
+time (ns), so a changed file or a different table yields a new cache. Files are written under a temporary
+name and renamed when complete; a killed preparation never leaves a cache that looks complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from tqdm.auto import tqdm
+
+from medvlp_bench.data.image_io import read_image
+from medvlp_bench.errors import DataError
+
+#: at most this many unreadable images are listed in one error message
+MAX_LISTED_FAILURES = 5
+
+
+def letterbox(image: np.ndarray, side: int) -> np.ndarray:
+    """Resize ``image`` (H, W) so its longer side is ``side`` (area interpolation), then zero-pad to square."""
+    height, width = image.shape
+    scale = side / max(height, width)
+    new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
+    resized = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.Resampling.BOX))
+    out = np.zeros((side, side), dtype=np.uint8)
+    top, left = (side - new_h) // 2, (side - new_w) // 2
+    out[top : top + new_h, left : left + new_w] = resized
+    return out
+
+
+def cache_key(table: pd.DataFrame, side: int) -> str:
+    """sha256 of the side and each row's (image path, file size, mtime in ns)."""
+    digest = hashlib.sha256(f"side={side}\n".encode())
+    for path in table["image_path"]:
+        try:
+            stat = os.stat(path)
+            digest.update(f"{path}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+        except OSError:
+            digest.update(f"{path}\tmissing\n".encode())
+    return digest.hexdigest()
+
+
+def _prepare_one(args: tuple[str, int]) -> tuple[np.ndarray | None, str | None]:
+    path, side = args
+    try:
+        return letterbox(read_image(path), side), None
+    except DataError as error:
+        return None, str(error)
+
+
+def _failure_message(table: pd.DataFrame, failures: list[tuple[int, str]]) -> str:
+    lines = []
+    for index, reason in failures[:MAX_LISTED_FAILURES]:
+        row = table.iloc[index]
+        lines.append(f"  {row['source_file']}, row {row['source_row']}: {reason}")
+    more = f"\n  ... and {len(failures) - MAX_LISTED_FAILURES} more" if len(failures) > MAX_LISTED_FAILURES else ""
+    return f"{len(failures)} image(s) could not be read:\n" + "\n".join(lines) + more
+
+
+def prepare_images(
+    table: pd.DataFrame, side: int, cache_root: Path, *, workers: int | None = None, label: str = "images"
+) -> tuple[np.ndarray, str]:
+    """Return the (N, side, side) uint8 array of ``table``'s images (memory-mapped) and its cache key.
+
+    The first call decodes every image in ``workers`` processes (default: the CPU count) with a progress bar;
+    later calls map the finished file. Unreadable images raise one :class:`DataError` listing each failing
+    image with the CSV file and row it came from.
+    """
+    key = cache_key(table, side)
+    path = cache_root / f"{key}.u8"
+    meta_path = cache_root / f"{key}.json"
+    shape = (len(table), side, side)
+    if path.is_file() and meta_path.is_file():
+        return np.memmap(path, dtype=np.uint8, mode="r", shape=shape), key
+    cache_root.mkdir(parents=True, exist_ok=True)
+    temporary = cache_root / f"{key}.u8.tmp-{os.getpid()}"
+    array = np.memmap(temporary, dtype=np.uint8, mode="w+", shape=shape)
+    failures: list[tuple[int, str]] = []
+    jobs = [(str(p), side) for p in table["image_path"]]
+    workers = workers or os.cpu_count() or 1
+    progress = tqdm(total=len(jobs), desc=f"preparing {label} ({side}px)", unit="img", leave=False)
+    try:
+        results = _map(jobs, workers)
+        for index, (image, reason) in enumerate(results):
+            if image is None:
+                failures.append((index, reason))
+            else:
+                array[index] = image
+            progress.update()
+    finally:
+        progress.close()
+    if failures:
+        del array
+        temporary.unlink(missing_ok=True)
+        raise DataError(_failure_message(table, failures))
+    array.flush()
+    del array
+    os.replace(temporary, path)
+    meta_path.write_text(json.dumps({"side": side, "count": len(table)}))
+    return np.memmap(path, dtype=np.uint8, mode="r", shape=shape), key
+
+
+def _map(jobs: list[tuple[str, int]], workers: int):
+    """Yield ``_prepare_one`` results in order, in worker processes when the job is large enough."""
+    if workers <= 1 or len(jobs) < 64:
+        yield from map(_prepare_one, jobs)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as executor:
+        yield from executor.map(_prepare_one, jobs, chunksize=32)

@@ -1,0 +1,170 @@
+"""Linear-probe protocol: a frozen image encoder, a linear head trained on its cached global features.
+
+Features: images prepared at ``side = round(input_size * 256 / 224)`` px, centre-cropped to the encoder input
+(the reference's evaluation view), encoded once and cached (:mod:`medvlp_bench.protocols.feature_cache`).
+Because features are cached, training uses no augmentation (as CLIP_benchmark's linear probe); the reference
+code re-runs the encoder on random crops every epoch.
+
+Head: ``Linear(global_dim, C)``. Loss: binary cross-entropy with logits (binary, multilabel; C = number of
+labels) or cross-entropy (multiclass). Optimiser AdamW (reference: lr 5e-4, weight decay 1e-6, batch 48),
+at most ``max_epochs`` epochs, early stopping on validation loss (patience ``patience``), and the test metrics
+come from the checkpoint with the lowest validation loss.
+
+Metrics (torchmetrics, fractions in [0, 1]): binary -> ``auroc``; multilabel -> ``auroc`` = macro mean of the
+per-label AUROCs, plus ``auroc_<label>``; multiclass -> ``accuracy`` (micro: correct / total), plus
+``accuracy_macro``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+from torchmetrics.functional.classification import (
+    binary_auroc,
+    multiclass_accuracy,
+    multilabel_auroc,
+)
+
+from medvlp_bench.data.image_cache import prepare_images
+from medvlp_bench.data.locations import cache_dir
+from medvlp_bench.hookspecs import hookimpl
+from medvlp_bench.protocols.feature_cache import cached_global_features
+from medvlp_bench.specs import ProtocolInputs, ProtocolResult, ProtocolSpec, TaskSpec
+
+DEFAULT_HPARAMS = {"lr": 5e-4, "weight_decay": 1e-6, "batch_size": 48, "max_epochs": 50, "patience": 10}
+
+
+def prepared_side(input_size: int) -> int:
+    """Side of the prepared images for an encoder input: the reference resizes to 256 then crops 224."""
+    return round(input_size * 256 / 224)
+
+
+class LinearHead(L.LightningModule):
+    """``Linear(in_dim, outputs)`` trained with BCE-with-logits or cross-entropy (see module docstring)."""
+
+    def __init__(self, in_dim: int, outputs: int, multiclass: bool, lr: float, weight_decay: float):
+        super().__init__()
+        self.save_hyperparameters()
+        self.linear = nn.Linear(in_dim, outputs)
+        self.loss = nn.CrossEntropyLoss() if multiclass else nn.BCEWithLogitsLoss()
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.linear(features)
+
+    def _loss(self, batch) -> torch.Tensor:
+        features, targets = batch
+        return self.loss(self(features), targets)
+
+    def training_step(self, batch, batch_idx):
+        loss = self._loss(batch)
+        self.log("train_loss", loss, on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val_loss", self._loss(batch), on_step=False, on_epoch=True, prog_bar=True)
+
+    def predict_step(self, batch, batch_idx):
+        return self(batch[0])
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+
+
+def targets_of(task: TaskSpec, table) -> torch.Tensor:
+    """The target tensor of a sample table: (N,) long for multiclass, (N, C) float otherwise."""
+    if task.target == "multiclass":
+        return torch.as_tensor(table["label"].to_numpy(), dtype=torch.long)
+    return torch.as_tensor(table[list(task.label_names)].to_numpy(dtype=np.float32))
+
+
+def score(task: TaskSpec, logits: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+    """Metrics of a task from logits and targets (see module docstring)."""
+    if task.target == "multiclass":
+        classes = len(task.label_names)
+        return {
+            "accuracy": float(multiclass_accuracy(logits, targets, num_classes=classes, average="micro")),
+            "accuracy_macro": float(multiclass_accuracy(logits, targets, num_classes=classes, average="macro")),
+        }
+    integer_targets = targets.long()
+    if task.target == "binary":
+        return {"auroc": float(binary_auroc(logits[:, 0], integer_targets[:, 0]))}
+    per_label = multilabel_auroc(logits, integer_targets, num_labels=len(task.label_names), average="none")
+    metrics = {"auroc": float(per_label.mean())}
+    metrics.update({f"auroc_{name}": float(value) for name, value in zip(task.label_names, per_label)})
+    return metrics
+
+
+def _features(inputs: ProtocolInputs, split: str, table) -> np.ndarray:
+    side = prepared_side(inputs.encoder.input_size)
+    label = f"{inputs.task.dataset} {split}"
+    images, image_key = prepare_images(table, side, cache_dir("images"), label=label)
+    return cached_global_features(
+        inputs.encoder, inputs.encoder_key, images, image_key, cache_dir("features"), label=label
+    )
+
+
+def _loader(features: np.ndarray, targets: torch.Tensor, batch_size: int, shuffle: bool) -> DataLoader:
+    return DataLoader(TensorDataset(torch.from_numpy(features), targets), batch_size=batch_size, shuffle=shuffle)
+
+
+def run_linear_probe(inputs: ProtocolInputs) -> ProtocolResult:
+    """Train and test a linear probe for ``inputs.task`` (see module docstring)."""
+    task, hp = inputs.task, {**DEFAULT_HPARAMS, **inputs.task.hparams, **inputs.hparams}
+    features = {split: _features(inputs, split, table) for split, table in inputs.splits.items()}
+    targets = {split: targets_of(task, table) for split, table in inputs.splits.items()}
+    L.seed_everything(inputs.seed, workers=True, verbose=False)
+    outputs = len(task.label_names)
+    head = LinearHead(features["train"].shape[1], outputs, task.target == "multiclass", hp["lr"], hp["weight_decay"])
+    checkpoint = ModelCheckpoint(dirpath=Path(inputs.work_dir) / "checkpoints", monitor="val_loss", mode="min")
+    stopper = EarlyStopping(monitor="val_loss", mode="min", patience=hp["patience"])
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    trainer = L.Trainer(
+        max_epochs=hp["max_epochs"],
+        callbacks=[checkpoint, stopper],
+        default_root_dir=inputs.work_dir,
+        logger=L.pytorch.loggers.CSVLogger(inputs.work_dir, name="linear_probe"),
+        enable_model_summary=False,
+        enable_progress_bar=False,
+        deterministic=True,
+        devices=1,
+    )
+    batch = hp["batch_size"]
+    trainer.fit(
+        head,
+        _loader(features["train"], targets["train"], batch, shuffle=True),
+        _loader(features["val"], targets["val"], batch, shuffle=False),
+    )
+    predictions = trainer.predict(
+        head, _loader(features["test"], targets["test"], batch, shuffle=False), ckpt_path=checkpoint.best_model_path
+    )
+    metrics = score(task, torch.cat(predictions), targets["test"])
+    return ProtocolResult(
+        metrics=metrics,
+        n_train=len(inputs.splits.train),
+        n_val=len(inputs.splits.val),
+        n_test=len(inputs.splits.test),
+        details={
+            "hparams": hp,
+            "epochs_trained": trainer.current_epoch,
+            "best_val_loss": float(checkpoint.best_model_score),
+            "feature_dim": int(features["train"].shape[1]),
+        },
+    )
+
+
+@hookimpl
+def medvlp_bench_protocols():
+    return [
+        ProtocolSpec(
+            name="linear_probe",
+            description="Frozen encoder, linear head on cached global features (AdamW, early stopping on val loss)",
+            run=run_linear_probe,
+        )
+    ]

@@ -1,0 +1,28 @@
+"""Baseline ``random``: the encoder architecture with random initialisation (torchvision's default init).
+
+The initial weights are drawn from a generator seeded with the run seed, so seed ``s`` always yields the same
+encoder and different seeds give different encoders (the spread over seeds includes the initialisation).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from medvlp_bench.api import ImageEncoder, MethodContext, MethodSpec, hookimpl
+
+
+def load_random_encoder(context: MethodContext) -> ImageEncoder:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(context.seed)
+        return context.build_encoder(context.encoder)
+
+
+@hookimpl
+def medvlp_bench_methods():
+    return [
+        MethodSpec(
+            name="random",
+            description="Random initialisation (baseline); weights seeded by the run seed",
+            load_image_encoder=load_random_encoder,
+        )
+    ]
