@@ -17,8 +17,17 @@ from medvlp_bench.errors import MedvlpError, UnknownNameError
 EXIT_ERROR, EXIT_USAGE = 1, 2
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default unless it is None or a flag's False."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _formatter(prog):
-    return argparse.ArgumentDefaultsHelpFormatter(prog, max_help_position=32)
+    return _HelpFormatter(prog, max_help_position=32)
 
 
 def _dataset_path(text: str) -> tuple[str, Path]:
@@ -176,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     from medvlp_bench.registry import load_registry
 
     registry = load_registry()
-    for problem in registry.problems:
+    for problem in registry.problems if args.command != "plugins" else ():
         print(f"medvlp-bench: plugin problem: {problem}", file=sys.stderr)
     try:
         return COMMANDS[args.command](args, registry)

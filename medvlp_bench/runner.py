@@ -95,8 +95,8 @@ def device_description() -> str:
 
 def run(registry: Registry, request: RunRequest) -> RunOutcome:
     """Run one request, or return the existing record with the same config key (see module docstring)."""
-    task = registry.get("task", request.task)
     method = registry.get("method", request.method)
+    task = registry.get("task", request.task)
     protocol = registry.get("protocol", task.protocol)
     dataset = registry.get("dataset", task.dataset)
     if not 0.0 < request.pct <= 1.0:

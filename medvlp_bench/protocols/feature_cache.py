@@ -27,7 +27,7 @@ def encoder_fingerprint(encoder: ImageEncoder) -> str:
     for name, tensor in encoder.state_dict().items():
         value = tensor.detach().cpu().contiguous()
         digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}".encode())
-        digest.update(value.view(torch.uint8).numpy().tobytes() if value.numel() else b"")
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 
