@@ -17,7 +17,7 @@ Example (a method plugin)::
 from medvlp_bench.data.dicom_writer import write_dicom
 from medvlp_bench.data.image_io import read_image
 from medvlp_bench.data.splits import partition
-from medvlp_bench.encoder import ImageEncoder
+from medvlp_bench.encoder import ImageEncoder, TextEncoder, TextFeatures
 from medvlp_bench.errors import DataError, MedvlpError, WeightsNotFoundError
 from medvlp_bench.hookspecs import hookimpl
 from medvlp_bench.specs import (
@@ -31,6 +31,7 @@ from medvlp_bench.specs import (
     ProtocolSpec,
     SplitTables,
     TaskSpec,
+    TextEncoderSpec,
 )
 
 __all__ = [
@@ -47,6 +48,9 @@ __all__ = [
     "ProtocolSpec",
     "SplitTables",
     "TaskSpec",
+    "TextEncoder",
+    "TextEncoderSpec",
+    "TextFeatures",
     "WeightsNotFoundError",
     "hookimpl",
     "partition",

@@ -8,9 +8,19 @@ Methods produce an :class:`ImageEncoder`; protocols consume it through these mem
 * ``local_tokens(x)``     -> (B, N, C) tokens (ResNet: a stage flattened; ViT: patch tokens).
 
 ``x`` is a float tensor (B, 3, input_size, input_size) normalised as ``(x/255 - mean) / std`` per channel.
+
+Methods with a text tower use a :class:`TextEncoder`:
+
+* ``tokenize(texts)`` -> dict with ``input_ids`` (B, T) long, ``attention_mask`` (B, T) long and
+  ``is_continuation`` (B, T) bool (word pieces that continue the previous word, "##..." in WordPiece);
+* ``forward(input_ids, attention_mask)`` -> :class:`TextFeatures`: ``tokens`` (B, T, hidden_dim) last-layer token
+  states, ``cls`` (B, hidden_dim) the [CLS] state, ``cls_attention`` (B, T) last-layer attention from [CLS] to
+  each token, averaged over heads (word importance; rows sum to 1 over attended tokens).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from typing import Sequence
 
@@ -57,3 +67,32 @@ class ImageEncoder(nn.Module):
             "mean": list(self.mean),
             "std": list(self.std),
         }
+
+
+@dataclass
+class TextFeatures:
+    """Outputs of a :class:`TextEncoder` (shapes in its docstring)."""
+
+    tokens: torch.Tensor
+    cls: torch.Tensor
+    cls_attention: torch.Tensor
+
+
+class TextEncoder(nn.Module):
+    """Base class of every text encoder (see the module docstring)."""
+
+    #: width of the token states
+    hidden_dim: int = 0
+    #: maximum tokenised length, [CLS] and [SEP] included
+    max_length: int = 112
+    #: architecture name (the encoder plugin's name), recorded in run records
+    arch: str = ""
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> TextFeatures:
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        return {"arch": self.arch, "hidden_dim": self.hidden_dim, "max_length": self.max_length}

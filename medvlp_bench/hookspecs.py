@@ -20,6 +20,11 @@ def medvlp_bench_image_encoders():
 
 
 @hookspec
+def medvlp_bench_text_encoders():
+    """Return a list of :class:`~medvlp_bench.specs.TextEncoderSpec`."""
+
+
+@hookspec
 def medvlp_bench_methods():
     """Return a list of :class:`~medvlp_bench.specs.MethodSpec`."""
 

@@ -21,7 +21,14 @@ import pluggy
 
 from medvlp_bench import hookspecs
 from medvlp_bench.errors import UnknownNameError
-from medvlp_bench.specs import DatasetSpec, ImageEncoderSpec, MethodSpec, ProtocolSpec, TaskSpec
+from medvlp_bench.specs import (
+    DatasetSpec,
+    ImageEncoderSpec,
+    MethodSpec,
+    ProtocolSpec,
+    TaskSpec,
+    TextEncoderSpec,
+)
 
 ENTRY_POINT_GROUP = "medvlp_bench"
 BUILTIN_DISTRIBUTION = "medvlp-bench"
@@ -32,6 +39,7 @@ NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 #: kind -> (hook name, spec type)
 KINDS: dict[str, tuple[str, type]] = {
     "encoder": ("medvlp_bench_image_encoders", ImageEncoderSpec),
+    "text_encoder": ("medvlp_bench_text_encoders", TextEncoderSpec),
     "method": ("medvlp_bench_methods", MethodSpec),
     "dataset": ("medvlp_bench_datasets", DatasetSpec),
     "task": ("medvlp_bench_tasks", TaskSpec),

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Optional
+from typing import Any, Callable, Iterable, Literal, Mapping, Optional, Sequence
 
 import pandas as pd
 
-from medvlp_bench.encoder import ImageEncoder
+from medvlp_bench.encoder import ImageEncoder, TextEncoder
 
 #: columns every sample table has; tasks add their target columns (see :class:`TaskSpec`)
 SAMPLE_COLUMNS = ("sample_id", "image_path", "source_file", "source_row")
@@ -31,6 +31,21 @@ class ImageEncoderSpec:
     description: str
     build: Callable[[], ImageEncoder]
     load_imagenet: Optional[Callable[[ImageEncoder], None]] = None
+
+
+@dataclass(frozen=True)
+class TextEncoderSpec:
+    """A text-encoder architecture.
+
+    ``build(vocabulary, corpus)`` returns a text encoder. Encoders with a fixed pretrained vocabulary ignore both.
+    Encoders that learn their WordPiece vocabulary train it on ``corpus`` (an iterable of report texts) when
+    ``vocabulary`` is ``None``, and otherwise rebuild exactly from ``vocabulary`` (the token list saved with a
+    checkpoint, index = token id), so a stored model reloads without its corpus.
+    """
+
+    name: str
+    description: str
+    build: Callable[[Optional[Sequence[str]], Optional[Iterable[str]]], TextEncoder]
 
 
 @dataclass(frozen=True)
