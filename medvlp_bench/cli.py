@@ -195,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     except MedvlpError as error:
         print(f"medvlp-bench: error: {error}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":
