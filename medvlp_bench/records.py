@@ -20,15 +20,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import numbers
 import os
 import platform
 import re
 import socket
 import subprocess
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Optional
 
@@ -40,7 +41,7 @@ SCHEMA_VERSION = 1
 
 DATA_SOURCES = ("synthetic", "real")
 
-#: keys of :attr:`RunRecord.provenance` (all required; ``git_sha`` and ``torch_version`` may be null)
+#: keys of :attr:`RunRecord.provenance` (all required; ``git_sha`` is null outside a git checkout)
 PROVENANCE_KEYS = (
     "package_version",
     "git_sha",
@@ -52,6 +53,9 @@ PROVENANCE_KEYS = (
     "finished_at",
     "wall_seconds",
 )
+
+#: fields that may be absent from a record file
+OPTIONAL_FIELDS = frozenset({"details"})
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _UNSAFE_FILENAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
@@ -82,11 +86,15 @@ class RunRecord:
     """The result and provenance of one run (method x task x pct x seed), as written to its JSON file.
 
     Units: ``pct`` is the fraction of the training split used, in (0, 1]; ``metrics`` map names to fractions in
-    [0, 1] (``None`` = undefined on this test set, e.g. AUROC when the test set has one class; never NaN);
-    ``higher_is_better`` is the direction of ``primary_metric``; ``n_*`` are numbers of images;
-    ``provenance.wall_seconds`` is ``finished_at - started_at`` in seconds, both ISO 8601 UTC timestamps.
-    ``config`` is the full resolved config of the run (JSON-able; tuples are stored as lists) and ``config_key``
-    must equal :func:`config_key` of it. Construction validates every field and raises :class:`RecordError`.
+    [0, 1], or ``None`` where a metric is undefined on the test set (e.g. AUROC when the test set has one class;
+    a NaN value is stored as ``None``); ``higher_is_better`` is the direction of ``primary_metric``; ``n_*`` are
+    numbers of images; ``provenance.wall_seconds`` is ``finished_at - started_at`` in seconds, both ISO 8601 UTC
+    timestamps. ``config`` is the full resolved config of the run (JSON-able; tuples are stored as lists) and
+    ``config_key`` must equal :func:`config_key` of it. ``details`` holds free-form JSON-able extras of the
+    protocol and runner (optional when reading; every other field is required).
+
+    Construction normalises numbers (numpy scalars become Python ``int`` / ``float``), validates every field and
+    raises :class:`RecordError`.
     """
 
     method: str
@@ -109,14 +117,11 @@ class RunRecord:
     config_key: str
     split_hash: str
     provenance: dict[str, Any]
+    details: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
-        if isinstance(self.config, dict):
-            try:
-                self.config = json.loads(json.dumps(self.config))
-            except (TypeError, ValueError) as error:
-                raise RecordError(f"config is not JSON-able: {error}") from error
+        _normalise(self)
         problems = _problems(self)
         if problems:
             raise RecordError("invalid run record: " + "; ".join(problems))
@@ -137,8 +142,8 @@ class RunRecord:
                 f"unsupported schema_version {version!r} (this medvlp-bench reads version {SCHEMA_VERSION})",
                 file=source,
             )
-        names = {field.name for field in dataclasses.fields(cls)}
-        missing = sorted(names - data.keys())
+        names = {item.name for item in dataclasses.fields(cls)}
+        missing = sorted(names - data.keys() - OPTIONAL_FIELDS)
         unknown = sorted(data.keys() - names)
         if missing or unknown:
             parts = ([f"missing fields {missing}"] if missing else []) + (
@@ -149,6 +154,31 @@ class RunRecord:
             return cls(**data)
         except RecordError as error:
             raise RecordError(str(error), file=source) from error
+
+
+def _normalise(record: RunRecord) -> None:
+    """Python numbers for numeric fields and metrics (NaN metrics become ``None``); JSON-normal config and
+    details (tuples become lists). Values of the wrong kind are left for :func:`_problems` to report."""
+    for name in ("seed", "n_train", "n_val", "n_test"):
+        value = getattr(record, name)
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            setattr(record, name, int(value))
+    if isinstance(record.pct, numbers.Real) and not isinstance(record.pct, bool):
+        record.pct = float(record.pct)
+    if isinstance(record.metrics, dict):
+        record.metrics = {name: _metric_value(value) for name, value in record.metrics.items()}
+    for name in ("config", "details"):
+        if isinstance(getattr(record, name), dict):
+            try:
+                setattr(record, name, json.loads(json.dumps(getattr(record, name))))
+            except (TypeError, ValueError) as error:
+                raise RecordError(f"{name} is not JSON-able: {error}") from error
+
+
+def _metric_value(value: Any) -> Any:
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return None if math.isnan(value) else float(value)
+    return value
 
 
 def _problems(record: RunRecord) -> list[str]:
@@ -171,8 +201,9 @@ def _problems(record: RunRecord) -> list[str]:
         problems.append("higher_is_better must be true or false")
     problems += _metric_problems(record.metrics, record.primary_metric)
     problems += _checkpoint_problems(record.checkpoint, record.checkpoint_sha256)
-    if not isinstance(record.encoder, dict):
-        problems.append("encoder must be an object")
+    for name in ("encoder", "details"):
+        if not isinstance(getattr(record, name), dict):
+            problems.append(f"{name} must be an object")
     if not isinstance(record.config, dict):
         problems.append("config must be an object")
     elif record.config_key != config_key(record.config):
@@ -337,15 +368,17 @@ def collect_provenance(started_at: datetime, finished_at: datetime, device: str)
 
     ``started_at`` and ``finished_at`` must be timezone-aware; they are stored as ISO 8601 UTC strings with
     microseconds, and ``wall_seconds = (finished_at - started_at).total_seconds()``. ``git_sha`` is the HEAD
-    commit of the harness's source tree when it is a git checkout, else null; ``torch_version`` is null when
-    torch is not installed.
+    commit of the harness's source tree when it is a git checkout, else null; ``torch_version`` is
+    ``torch.__version__`` (with its build tag, e.g. ``2.4.0+cu121``).
     """
+    import torch  # imported here: reading and tabulating records must not pay for importing torch
+
     if started_at.tzinfo is None or finished_at.tzinfo is None:
         raise ValueError("started_at and finished_at must be timezone-aware datetimes")
     return {
         "package_version": medvlp_bench.__version__,
         "git_sha": harness_git_sha(),
-        "torch_version": _installed_version("torch"),
+        "torch_version": torch.__version__,
         "python_version": platform.python_version(),
         "device": device,
         "hostname": socket.gethostname(),
@@ -370,9 +403,3 @@ def harness_git_sha() -> str | None:
     sha = result.stdout.strip()
     return sha if result.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", sha) else None
 
-
-def _installed_version(distribution: str) -> str | None:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None

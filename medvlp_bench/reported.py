@@ -39,8 +39,8 @@ def read_reported_csv(source: Union[str, IO[str]], *, name: str = "reported CSV"
     Checks: exactly the columns :data:`REPORTED_COLUMNS`; ``method``, ``label``, ``task``, ``metric`` non-empty;
     ``pct`` in (0, 1]; ``value`` in [0, 100] or empty; one row per (method, task, pct); one metric per task.
     """
-    frame = pd.read_csv(source, dtype={"method": str, "label": str, "task": str, "metric": str}, keep_default_na=False,
-                        na_values={"value": [""]})
+    text_columns = {column: str for column in REPORTED_COLUMNS if column not in ("pct", "value")}
+    frame = pd.read_csv(source, dtype=text_columns, keep_default_na=False, na_values={"value": [""]})
     if tuple(frame.columns) != REPORTED_COLUMNS:
         raise MedvlpError(f"{name}: columns must be {list(REPORTED_COLUMNS)}, got {list(frame.columns)}")
     problems = _problems(frame)
@@ -51,7 +51,9 @@ def read_reported_csv(source: Union[str, IO[str]], *, name: str = "reported CSV"
 
 def _problems(frame: pd.DataFrame) -> list[str]:
     problems = [
-        f"column {column!r} has empty entries" for column in ("method", "label", "task", "metric") if (frame[column] == "").any()
+        f"column {column!r} has empty entries"
+        for column in ("method", "label", "task", "metric")
+        if (frame[column] == "").any()
     ]
     pct = pd.to_numeric(frame["pct"], errors="coerce")
     if not pct.between(0.0, 1.0, inclusive="right").all():

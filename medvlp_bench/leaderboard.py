@@ -1,0 +1,352 @@
+"""Leaderboards: run records (and optionally published numbers) as tables, in Markdown, CSV or LaTeX.
+
+Rules (the same for every format):
+
+* One table per data source, real first; synthetic results are never tabulated beside real ones.
+* Columns = task x pct, labelled ``"{task} {100 * pct:g}%"`` (e.g. ``rsna_cls 1%``), ordered by task (the
+  reference suite's order :data:`TASK_ORDER`, other tasks after it alphabetically) then by pct.
+* Seeds: records whose configs are equal once the top-level ``seed`` entry is removed are the seeds of one
+  cell (nested seeds, e.g. of the synthetic data, make different configs). Copies of one run (same data source, config key and seed) count once, the last finished one.
+* Rows = methods. When one method has several configs (besides the seed) for one column, e.g. two encoders,
+  all of that method's rows in that table are labelled with the config entries that differ between those
+  configs, as dotted paths: ``mgca (encoder=vit_b16)``.
+* Cells = mean ± std (n) of the PRIMARY metric over seeds, in percent with one decimal:
+  ``mean = sum(v_i) / n`` and ``std = sqrt(sum((v_i - mean)^2) / (n - 1))`` (ddof = 1) of ``v_i = 100 * metric``;
+  the std is omitted when n = 1. Null metrics (undefined on a test set) are left out of mean, std and n.
+* Best per column in bold (Markdown ``**x**``, LaTeX ``\\textbf{x}``): the highest mean, or the lowest where the
+  records say ``higher_is_better = false``, compared at the displayed precision, so ties are all marked.
+  All records of a task in one table must agree on the primary metric and its direction.
+* Published numbers (``reported``) are reference rows labelled ``"{label} (reported)"``, never marked best:
+  under the real-data table, restricted to its columns; when there are no real records, in a table of their own
+  ("Reported (published)").
+* Missing cells show ``–`` (``--`` in LaTeX). Every table carries a caption with the metric of each task.
+* CSV is the long summary of :func:`leaderboard_frame` (numbers, not formatted cells), one line per
+  table x row x column.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from datetime import datetime
+from typing import Any, Iterable, Literal, Optional
+
+import pandas as pd
+from tabulate import tabulate
+
+import medvlp_bench
+from medvlp_bench.errors import MedvlpError
+from medvlp_bench.records import RunRecord, config_key
+
+#: column order of the reference suite (reference section 6); other tasks follow alphabetically
+TASK_ORDER = ("chexpert_cls", "rsna_cls", "covidx_cls", "siim_seg", "rsna_seg", "rsna_det", "object_cxr_det")
+
+#: display names of metric names; others are shown as they are
+METRIC_LABELS = {"auroc": "AUROC", "accuracy": "accuracy", "acc": "accuracy", "dice": "Dice", "map": "mAP"}
+
+#: columns of :func:`leaderboard_frame`; ``mean`` and ``std`` in percent, ``n`` = number of seeds
+SUMMARY_COLUMNS = (
+    "table", "kind", "row", "method", "task", "pct", "metric", "higher_is_better", "mean", "std", "n", "best",
+)
+
+TABLE_TITLES = {"real": "Data: real", "synthetic": "Data: synthetic", "reported": "Reported (published)"}
+
+Format = Literal["md", "csv", "latex"]
+
+_LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+}
+_SYMBOLS = {
+    "md": {"pm": "±", "missing": "–", "bold": "**{}**"},
+    "latex": {"pm": r"$\pm$", "missing": "--", "bold": r"\textbf{{{}}}"},
+}
+
+
+def runs_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
+    """One line per run: data_source, method, row (label, see module rules), task, pct, seed, metric,
+    higher_is_better, value (primary metric in percent, NaN when null), config_key.
+
+    Copies of one run (same data_source, config_key, seed) count once: the one with the latest ``finished_at``.
+    """
+    unique: dict[tuple, RunRecord] = {}
+    for record in sorted(records, key=lambda record: datetime.fromisoformat(record.provenance["finished_at"])):
+        unique[(record.data_source, record.config_key, record.seed)] = record
+    kept = list(unique.values())
+    labels = _row_labels(kept)
+    lines = [
+        {
+            "data_source": record.data_source,
+            "method": record.method,
+            "row": label,
+            "task": record.task,
+            "pct": _pct(record.pct),
+            "seed": record.seed,
+            "metric": record.primary_metric,
+            "higher_is_better": record.higher_is_better,
+            "value": _percent(record.metrics[record.primary_metric]),
+            "config_key": record.config_key,
+        }
+        for record, label in zip(kept, labels)
+    ]
+    return pd.DataFrame(lines, columns=[
+        "data_source", "method", "row", "task", "pct", "seed", "metric", "higher_is_better", "value", "config_key",
+    ])
+
+
+def _pct(pct: float) -> float:
+    """pct rounded to 6 decimals, so that 0.1 from different sources is one column."""
+    return round(float(pct), 6)
+
+
+def _percent(value: Optional[float]) -> float:
+    return float("nan") if value is None else 100.0 * value
+
+
+def _row_labels(records: list[RunRecord]) -> list[str]:
+    """The row label of each record (see the module rules on methods with several configs)."""
+    flat = [dict(_flatten({key: value for key, value in record.config.items() if key != "seed"}))
+            for record in records]
+    variants = [json.dumps(config, sort_keys=True) for config in flat]
+    column_variants: dict[tuple, dict[str, dict[str, str]]] = defaultdict(dict)
+    for record, config, variant in zip(records, flat, variants):
+        column_variants[(record.data_source, record.method, record.task, _pct(record.pct))][variant] = config
+    differing: dict[tuple, set[str]] = defaultdict(set)
+    for (source, method, _, _), configs in column_variants.items():
+        if len(configs) > 1:
+            paths = set().union(*configs.values())
+            differing[(source, method)] |= {
+                path for path in paths if len({config.get(path) for config in configs.values()}) > 1
+            }
+    labels = []
+    for record, config in zip(records, flat):
+        paths = sorted(differing[(record.data_source, record.method)])
+        details = ", ".join(f"{path}={config[path]}" for path in paths if path in config)
+        labels.append(f"{record.method} ({details})" if details else record.method)
+    return labels
+
+
+def _flatten(config: dict, prefix: str = "") -> Iterable[tuple[str, str]]:
+    """``(dotted path, value as text)`` of every leaf of a nested dict; strings as they are, others as JSON."""
+    for key, value in config.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            yield from _flatten(value, f"{path}.")
+        else:
+            yield path, value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def summarize_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean, std (ddof = 1) and n over seeds per (data_source, row, task, pct), in percent, with ``best``.
+
+    Returns the columns of :data:`SUMMARY_COLUMNS`, ``table`` = data source and ``kind`` = ``"run"``.
+    """
+    _check_metrics(runs)
+    keys = ["data_source", "row", "method", "task", "pct", "metric", "higher_is_better"]
+    summary = (
+        runs.groupby(keys, sort=False)["value"]
+        .agg(mean="mean", std="std", n="count")
+        .reset_index()
+        .rename(columns={"data_source": "table"})
+    )
+    summary["kind"] = "run"
+    summary["best"] = _best(summary)
+    return summary[list(SUMMARY_COLUMNS)]
+
+
+def _check_metrics(runs: pd.DataFrame) -> None:
+    """All runs of a task in one data source must share the primary metric and its direction."""
+    for (source, task), group in runs.groupby(["data_source", "task"]):
+        if group["metric"].nunique() > 1 or group["higher_is_better"].nunique() > 1:
+            found = sorted(set(zip(group["metric"], group["higher_is_better"])))
+            raise MedvlpError(
+                f"{source} records of task {task!r} disagree on the primary metric or its direction: {found}; "
+                "tabulate them separately"
+            )
+
+
+def _best(summary: pd.DataFrame) -> pd.Series:
+    """True where a cell's displayed mean (one decimal) is the best of its (table, task, pct) column."""
+    shown = summary["mean"].map(lambda mean: float(f"{mean:.1f}"))
+    signed = shown.where(summary["higher_is_better"], -shown)
+    column_best = signed.groupby([summary["table"], summary["task"], summary["pct"]]).transform("max")
+    return (signed == column_best) & shown.notna()
+
+
+def summarize_reported(reported: pd.DataFrame, table: str) -> pd.DataFrame:
+    """Published numbers (columns of :mod:`medvlp_bench.reported`) as summary lines of kind ``"reported"``:
+    row = ``"{label} (reported)"``, mean = the published value in percent, std and n empty, never best.
+    Entries without a value ("-" in the paper) are left out."""
+    present = reported.dropna(subset=["value"])
+    return pd.DataFrame({
+        "table": table,
+        "kind": "reported",
+        "row": present["label"] + " (reported)",
+        "method": present["method"],
+        "task": present["task"],
+        "pct": present["pct"].map(_pct),
+        "metric": present["metric"],
+        "higher_is_better": None,
+        "mean": present["value"].astype(float),
+        "std": float("nan"),
+        "n": pd.NA,
+        "best": False,
+    }, columns=list(SUMMARY_COLUMNS))
+
+
+def leaderboard_frame(records: Iterable[RunRecord], reported: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+    """The long summary behind every format (columns :data:`SUMMARY_COLUMNS`), sorted by table (real,
+    synthetic, reported), kind (runs first), row, task (:data:`TASK_ORDER`) and pct."""
+    records = list(records)
+    if not records and reported is None:
+        raise MedvlpError("no run records to tabulate")
+    parts = [summarize_runs(runs_frame(records))] if records else []
+    if reported is not None:
+        parts.append(_placed_reported(parts[0] if parts else None, reported))
+    frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    return _sorted(frame).reset_index(drop=True)
+
+
+def _placed_reported(runs: Optional[pd.DataFrame], reported: pd.DataFrame) -> pd.DataFrame:
+    """Reported lines under the real table (its columns only), or as their own table without real records."""
+    real = runs[runs["table"] == "real"] if runs is not None else None
+    if real is None or real.empty:
+        return summarize_reported(reported, "reported")
+    lines = summarize_reported(reported, "real")
+    columns = set(zip(real["task"], real["pct"]))
+    return lines[[column in columns for column in zip(lines["task"], lines["pct"])]]
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    """Sort by table, kind, row (run rows only; reported rows keep their input order), task and pct."""
+    task_rank = {task: rank for rank, task in enumerate(sorted(frame["task"].unique(), key=_task_rank))}
+    keys = pd.DataFrame({
+        "table": frame["table"].map(list(TABLE_TITLES).index),
+        "kind": frame["kind"].map({"run": 0, "reported": 1}),
+        "row": frame["row"].where(frame["kind"] == "run", ""),
+        "task": frame["task"].map(task_rank),
+        "pct": frame["pct"],
+    })
+    return frame.loc[keys.sort_values(list(keys.columns), kind="stable").index]
+
+
+def _task_rank(task: str) -> tuple[int, str]:
+    return (TASK_ORDER.index(task), "") if task in TASK_ORDER else (len(TASK_ORDER), task)
+
+
+def build_leaderboard(
+    records: Iterable[RunRecord], reported: Optional[pd.DataFrame] = None, fmt: Format = "md"
+) -> str:
+    """The leaderboard of ``records`` (and ``reported`` numbers, if given) as Markdown, CSV or LaTeX text.
+
+    See the module docstring for the rules. Markdown: one ``## {title}`` section per table, GitHub pipe tables.
+    LaTeX: one complete ``table`` environment per table, using booktabs rules (``\\usepackage{booktabs}``).
+    """
+    records = list(records)
+    frame = leaderboard_frame(records, reported)
+    if fmt == "csv":
+        return frame.to_csv(index=False)
+    if fmt not in _SYMBOLS:
+        raise MedvlpError(f"unknown leaderboard format {fmt!r}; use md, csv or latex")
+    origin = f"medvlp-bench {medvlp_bench.__version__} leaderboard from {len(records)} run records"
+    header = f"<!-- {origin} -->" if fmt == "md" else f"% {origin}; needs \\usepackage{{booktabs}}"
+    sections = [_render_table(frame[frame["table"] == table], table, fmt) for table in frame["table"].unique()]
+    return "\n\n".join([header, *sections]) + "\n"
+
+
+def _render_table(lines: pd.DataFrame, table: str, fmt: Format) -> str:
+    """One table of the leaderboard (the lines of one ``table``) in Markdown or LaTeX."""
+    cells = _cell_grid(lines, fmt)
+    caption = _caption(lines, fmt)
+    if fmt == "md":
+        body = tabulate(cells.values.tolist(), headers=list(cells.columns), tablefmt="github",
+                        colalign=("left",) + ("right",) * (cells.shape[1] - 1))
+        return f"## {TABLE_TITLES[table]}\n\n{body}\n\n{caption}"
+    n_runs = int((lines.drop_duplicates("row")["kind"] == "run").sum())
+    tabular = tabulate(cells.values.tolist(), headers=[_latex_escape(name) for name in cells.columns],
+                       tablefmt="latex_raw", colalign=("left",) + ("right",) * (cells.shape[1] - 1))
+    return "\n".join([
+        r"\begin{table}[htbp]",
+        r"\centering",
+        rf"\caption{{{_latex_escape(TABLE_TITLES[table])}. {caption}}}",
+        _booktabs(tabular, n_runs),
+        r"\end{table}",
+    ])
+
+
+def _cell_grid(lines: pd.DataFrame, fmt: Format) -> pd.DataFrame:
+    """Formatted cells: index = row labels in order, first column ``method``, then task x pct columns."""
+    symbols = _SYMBOLS[fmt]
+    columns = sorted(set(zip(lines["task"], lines["pct"])), key=lambda column: (_task_rank(column[0]), column[1]))
+    labels = [_column_label(task, pct) for task, pct in columns]
+    grid = (
+        lines.assign(
+            column=[_column_label(task, pct) for task, pct in zip(lines["task"], lines["pct"])],
+            cell=[_cell(line, symbols) for line in lines.itertuples()],
+        )
+        .pivot(index="row", columns="column", values="cell")
+        .reindex(index=list(dict.fromkeys(lines["row"])), columns=labels)
+        .fillna(symbols["missing"])
+    )
+    rows = grid.index if fmt == "md" else [_latex_escape(row) for row in grid.index]
+    return grid.reset_index(drop=True).rename_axis(columns=None).assign(method=list(rows))[["method", *labels]]
+
+
+def _column_label(task: str, pct: float) -> str:
+    """``"{task} {100 * pct:g}%"``, e.g. ``rsna_cls 1%``."""
+    return f"{task} {100 * pct:g}%"
+
+
+def _cell(line: Any, symbols: dict[str, str]) -> str:
+    """``mean ± std (n)`` (``mean (1)`` for one seed, ``mean`` for reported numbers), one decimal, bold if best."""
+    if pd.isna(line.mean):
+        return symbols["missing"]
+    if line.kind == "reported":
+        text = f"{line.mean:.1f}"
+    elif line.n > 1:
+        text = f"{line.mean:.1f} {symbols['pm']} {line.std:.1f} ({line.n})"
+    else:
+        text = f"{line.mean:.1f} ({line.n})"
+    return symbols["bold"].format(text) if line.best else text
+
+
+def _caption(lines: pd.DataFrame, fmt: Format) -> str:
+    """Metric per task, cell rule and (when present) the meaning of reported rows."""
+    metrics = lines.groupby("task", sort=False)["metric"].unique()
+    per_task = "; ".join(
+        f"{task}: {' / '.join(METRIC_LABELS.get(metric, metric) for metric in metrics[task])}"
+        for task in sorted(metrics.index, key=_task_rank)
+    )
+    parts = [f"Primary metric per task: {per_task}."]
+    if (lines["kind"] == "run").any():
+        parts.append(
+            "Cells: mean ± std (n) over seeds, in percent (std with ddof = 1, omitted when n = 1); "
+            "best per column in bold; – = no result."
+        )
+    if (lines["kind"] == "reported").any():
+        parts.append(
+            "Rows marked (reported): published numbers in percent, for reference only (never marked best); "
+            "their splits and evaluation code differ from this harness; – = not reported or below 1%."
+        )
+    text = " ".join(parts)
+    if fmt == "md":
+        return text
+    symbols = _SYMBOLS["latex"]
+    return _latex_escape(text).replace("±", symbols["pm"]).replace("–", symbols["missing"])
+
+
+def _latex_escape(text: str) -> str:
+    """Escape LaTeX's special characters (``\\ & % $ # _ { } ~ ^``) in plain text."""
+    return re.sub(r"[\\&%$#_{}~^]", lambda match: _LATEX_SPECIALS[match.group()], text)
+
+
+def _booktabs(tabular: str, n_run_rows: int) -> str:
+    """Turn the three ``\\hline`` of tabulate's ``latex_raw`` into booktabs rules, with a ``\\midrule``
+    between run rows and reported rows."""
+    lines = tabular.splitlines()
+    top, header_end, bottom = [index for index, line in enumerate(lines) if line.strip() == r"\hline"]
+    lines[top], lines[header_end], lines[bottom] = r"\toprule", r"\midrule", r"\bottomrule"
+    if 0 < n_run_rows < bottom - header_end - 1:
+        lines.insert(header_end + 1 + n_run_rows, r"\midrule")
+    return "\n".join(lines)
