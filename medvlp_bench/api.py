@@ -14,6 +14,7 @@ Example (a method plugin)::
         return [MethodSpec(name="mymethod", description="...", load_image_encoder=_load)]
 """
 
+from medvlp_bench import synthetic
 from medvlp_bench.data.dicom_writer import write_dicom
 from medvlp_bench.data.image_io import read_image
 from medvlp_bench.data.splits import partition
@@ -55,5 +56,6 @@ __all__ = [
     "hookimpl",
     "partition",
     "read_image",
+    "synthetic",
     "write_dicom",
 ]

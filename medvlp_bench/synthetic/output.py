@@ -1,0 +1,93 @@
+"""What the synthetic dataset writers share: image counts, random identifiers, a progress bar, image files and
+the completion marker.
+
+A writer first calls :func:`begin` (creates the folder, removes an old marker), writes everything, and last calls
+:func:`finish`, which writes ``.medvlp_synthetic.json`` atomically (temporary file, fsync, rename). A folder
+without the marker is incomplete; :func:`read_marker` returns the marker's content or ``None``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterable, Mapping, Optional, TypeVar
+
+import numpy as np
+
+from medvlp_bench.data.locations import SYNTHETIC_VERSION
+
+MARKER = ".medvlp_synthetic.json"
+GENERATOR = f"medvlp-bench synthetic {SYNTHETIC_VERSION}"
+#: JPEG quality of written images
+JPEG_QUALITY = 90
+
+T = TypeVar("T")
+
+
+def scaled(default: int, scale: float, minimum: int = 8) -> int:
+    """``max(minimum, round(default * scale))``: the number of images a writer produces at ``scale``."""
+    if scale <= 0:
+        raise ValueError(f"scale must be positive, got {scale}")
+    return max(minimum, int(round(default * scale)))
+
+
+def uuid_like(rng: np.random.Generator) -> str:
+    """A random version-4 UUID string (8-4-4-4-12 lowercase hex) drawn from ``rng``."""
+    digits = rng.bytes(16).hex()
+    digits = digits[:12] + "4" + digits[13:16] + "89ab"[int(digits[16], 16) % 4] + digits[17:]
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+
+
+def hex_groups(rng: np.random.Generator, groups: int = 5, width: int = 8) -> str:
+    """``groups`` random lowercase hex groups of ``width`` digits joined by '-' (MIMIC dicom_id: 5 x 8 = 44 chars)."""
+    return "-".join(rng.bytes(width // 2).hex() for _ in range(groups))
+
+
+def dicom_uid(rng: np.random.Generator) -> str:
+    """A DICOM UID under the UUID-derived root ``2.25`` (at most 44 characters)."""
+    return "2.25." + str(int.from_bytes(rng.bytes(16), "big") >> 1)
+
+
+def progress(items: Iterable[T], total: int, desc: str) -> Iterable[T]:
+    """``items`` wrapped in a tqdm progress bar on stderr."""
+    from tqdm import tqdm
+
+    return tqdm(items, total=total, desc=desc, unit="img", leave=False, dynamic_ncols=True)
+
+
+def save_image(path: Path, image: np.ndarray) -> None:
+    """Save a (H, W) uint8 image as JPEG (quality :data:`JPEG_QUALITY`) or PNG by the suffix of ``path``."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    options = {"quality": JPEG_QUALITY} if path.suffix.lower() in (".jpg", ".jpeg") else {}
+    Image.fromarray(image).save(path, **options)
+
+
+def begin(folder: Path) -> Path:
+    """Create ``folder`` and remove a previous completion marker, so a rewrite in progress reads as incomplete."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MARKER).unlink(missing_ok=True)
+    return folder
+
+
+def finish(folder: Path, seed: int, scale: float, counts: Mapping[str, int]) -> None:
+    """Write the completion marker ``{"seed", "scale", "counts", "generator"}`` atomically."""
+    content = json.dumps({"seed": seed, "scale": scale, "counts": dict(counts), "generator": GENERATOR},
+                         indent=2, sort_keys=True)
+    temporary = Path(folder) / (MARKER + ".tmp")
+    with open(temporary, "w") as handle:
+        handle.write(content + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, Path(folder) / MARKER)
+
+
+def read_marker(folder: Path) -> Optional[dict]:
+    """The completion marker of a synthetic folder, or ``None`` if it is absent or unreadable."""
+    try:
+        return json.loads((Path(folder) / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
