@@ -33,7 +33,7 @@ from medvlp_bench.specs import (
 ENTRY_POINT_GROUP = "medvlp_bench"
 BUILTIN_DISTRIBUTION = "medvlp-bench"
 #: modules of the core itself that implement hooks (the protocols); not plugins, so not entry points
-CORE_HOOK_MODULES = ("medvlp_bench.protocols.linear_probe",)
+CORE_HOOK_MODULES = ("medvlp_bench.protocols.builtin",)
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
 #: kind -> (hook name, spec type)

@@ -58,7 +58,7 @@ def extract_global_features(encoder: ImageEncoder, images: np.ndarray, *, label:
     encoder = encoder.to(device).eval()
     out = np.empty((len(images), encoder.global_dim), dtype=np.float32)
     for start in tqdm(range(0, len(images), EXTRACTION_BATCH_SIZE), desc=f"encoding {label}", leave=False):
-        batch = torch.from_numpy(np.asarray(images[start : start + EXTRACTION_BATCH_SIZE])).to(device)
+        batch = torch.from_numpy(np.array(images[start : start + EXTRACTION_BATCH_SIZE])).to(device)
         out[start : start + len(batch)] = encoder.global_features(model_input(batch, encoder)).float().cpu().numpy()
     return out
 

@@ -18,6 +18,7 @@ per-label AUROCs, plus ``auroc_<label>``; multiclass -> ``accuracy`` (micro: cor
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -33,10 +34,8 @@ from torchmetrics.functional.classification import (
 )
 
 from medvlp_bench.data.image_cache import prepare_images
-from medvlp_bench.data.locations import cache_dir
-from medvlp_bench.hookspecs import hookimpl
 from medvlp_bench.protocols.feature_cache import cached_global_features
-from medvlp_bench.specs import ProtocolInputs, ProtocolResult, ProtocolSpec, TaskSpec
+from medvlp_bench.specs import ProtocolInputs, ProtocolResult, TaskSpec
 
 DEFAULT_HPARAMS = {"lr": 5e-4, "weight_decay": 1e-6, "batch_size": 48, "max_epochs": 50, "patience": 10}
 
@@ -80,8 +79,8 @@ class LinearHead(L.LightningModule):
 def targets_of(task: TaskSpec, table) -> torch.Tensor:
     """The target tensor of a sample table: (N,) long for multiclass, (N, C) float otherwise."""
     if task.target == "multiclass":
-        return torch.as_tensor(table["label"].to_numpy(), dtype=torch.long)
-    return torch.as_tensor(table[list(task.label_names)].to_numpy(dtype=np.float32))
+        return torch.tensor(table["label"].to_numpy(), dtype=torch.long)
+    return torch.tensor(table[list(task.label_names)].to_numpy(dtype=np.float32))
 
 
 def score(task: TaskSpec, logits: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
@@ -104,9 +103,9 @@ def score(task: TaskSpec, logits: torch.Tensor, targets: torch.Tensor) -> dict[s
 def _features(inputs: ProtocolInputs, split: str, table) -> np.ndarray:
     side = prepared_side(inputs.encoder.input_size)
     label = f"{inputs.task.dataset} {split}"
-    images, image_key = prepare_images(table, side, cache_dir("images"), label=label)
+    images, image_key = prepare_images(table, side, Path(inputs.cache_dir) / "images", label=label)
     return cached_global_features(
-        inputs.encoder, inputs.encoder_key, images, image_key, cache_dir("features"), label=label
+        inputs.encoder, inputs.encoder_key, images, image_key, Path(inputs.cache_dir) / "features", label=label
     )
 
 
@@ -125,6 +124,7 @@ def run_linear_probe(inputs: ProtocolInputs) -> ProtocolResult:
     checkpoint = ModelCheckpoint(dirpath=Path(inputs.work_dir) / "checkpoints", monitor="val_loss", mode="min")
     stopper = EarlyStopping(monitor="val_loss", mode="min", patience=hp["patience"])
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")
     trainer = L.Trainer(
         max_epochs=hp["max_epochs"],
         callbacks=[checkpoint, stopper],
@@ -134,6 +134,7 @@ def run_linear_probe(inputs: ProtocolInputs) -> ProtocolResult:
         enable_progress_bar=False,
         deterministic=True,
         devices=1,
+        log_every_n_steps=1,
     )
     batch = hp["batch_size"]
     trainer.fit(
@@ -157,14 +158,3 @@ def run_linear_probe(inputs: ProtocolInputs) -> ProtocolResult:
             "feature_dim": int(features["train"].shape[1]),
         },
     )
-
-
-@hookimpl
-def medvlp_bench_protocols():
-    return [
-        ProtocolSpec(
-            name="linear_probe",
-            description="Frozen encoder, linear head on cached global features (AdamW, early stopping on val loss)",
-            run=run_linear_probe,
-        )
-    ]

@@ -1,0 +1,106 @@
+"""The command line end to end on tiny synthetic data: run, skip, leaderboard, data check, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from medvlp_bench.cli import main
+
+TINY = ["--synthetic-scale", "0.1"]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """Run ``random`` on ``rsna_cls`` once for the module (generates the tiny synthetic RSNA)."""
+    out = tmp_path_factory.mktemp("results")
+    assert main(["run", "--method", "random", "--task", "rsna_cls", "--pct", "1.0", "--seed", "0", "1",
+                 "--out", str(out), *TINY]) == 0
+    return out
+
+
+def test_run_writes_complete_records(results, capsys):
+    records = sorted(results.glob("*.json"))
+    assert len(records) == 2
+    record = json.loads(records[0].read_text())
+    for field in ("schema_version", "method", "task", "dataset", "data_source", "pct", "seed", "protocol",
+                  "metrics", "primary_metric", "higher_is_better", "n_train", "n_val", "n_test", "checkpoint",
+                  "checkpoint_sha256", "encoder", "config", "config_key", "split_hash", "provenance"):
+        assert field in record, field
+    assert record["data_source"] == "synthetic" and record["encoder"]["arch"] == "resnet18"
+    assert 0.0 <= record["metrics"]["auroc"] <= 1.0
+    assert record["n_train"] + record["n_val"] + record["n_test"] == 150
+    assert record["provenance"]["wall_seconds"] > 0
+
+
+def test_second_run_is_skipped_unless_forced(results, capsys):
+    capsys.readouterr()
+    assert main(["run", "--method", "random", "--task", "rsna_cls", "--pct", "1.0", "--out", str(results), *TINY]) == 0
+    assert "skipped" in capsys.readouterr().out
+    assert len(list(results.glob("*.json"))) == 2
+
+
+def test_leaderboard_renders_markdown_with_seed_statistics(results, capsys):
+    capsys.readouterr()
+    assert main(["leaderboard", "--runs", str(results), "--format", "md"]) == 0
+    text = capsys.readouterr().out
+    assert "## Data: synthetic" in text and "| random" in text and "(2)" in text
+
+
+def test_unknown_method_exits_2_with_suggestion_and_no_traceback(capsys):
+    assert main(["run", "--method", "randm", "--task", "rsna_cls", *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "Did you mean 'random'" in err and "imagenet" in err and "Traceback" not in err
+
+
+def test_unknown_task_exits_2(capsys):
+    assert main(["run", "--method", "random", "--task", "rsna_clf", *TINY]) == 2
+    assert "Did you mean 'rsna_cls'" in capsys.readouterr().err
+
+
+def test_imagenet_without_local_weights_says_what_to_do(results, capsys):
+    assert main(["run", "--method", "imagenet", "--task", "rsna_cls", "--out", str(results), *TINY]) == 1
+    err = capsys.readouterr().err
+    assert "resnet18-f37072fd.pth" in err and "not in the local torch cache" in err
+
+
+def test_corrupted_dicom_and_missing_file_are_reported_with_file_and_row(results, tmp_path, capsys):
+    from medvlp_bench.data.locations import synthetic_root
+
+    copy = tmp_path / "rsna"
+    shutil.copytree(synthetic_root(0, 0.1) / "rsna-pneumonia", copy)
+    dicoms = sorted((copy / "stage_2_train_images").glob("*.dcm"))
+    dicoms[0].write_bytes(b"corrupted")
+    assert main(["data", "check", "rsna", "--dataset-path", f"rsna={copy}"]) == 1
+    out = capsys.readouterr().out
+    assert dicoms[0].name in out
+
+    dicoms[1].unlink()
+    assert main(["run", "--method", "random", "--task", "rsna_cls", "--dataset-path", f"rsna={copy}",
+                 "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err
+    assert "stage_2_train_labels.csv" in err and "row" in err and dicoms[1].stem in err
+
+
+def test_corrupted_image_inside_the_image_cache_names_csv_row(results, tmp_path, capsys):
+    from medvlp_bench.data.locations import synthetic_root
+
+    copy = tmp_path / "rsna"
+    shutil.copytree(synthetic_root(0, 0.1) / "rsna-pneumonia", copy)
+    victim = sorted((copy / "stage_2_train_images").glob("*.dcm"))[3]
+    victim.write_bytes(b"corrupted")
+    assert main(["run", "--method", "random", "--task", "rsna_cls", "--dataset-path", f"rsna={copy}",
+                 "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err
+    assert "stage_2_train_labels.csv, row" in err and victim.name in err and "cannot decode DICOM" in err
+
+
+def test_plugins_json_lists_everything_with_origins(capsys):
+    assert main(["plugins", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    names = {(row["kind"], row["name"]): row["origin"] for row in listing["plugins"]}
+    for key in [("method", "random"), ("method", "imagenet"), ("task", "rsna_cls"), ("task", "chexpert_cls"),
+                ("task", "covidx_cls"), ("dataset", "mimic_cxr"), ("encoder", "resnet50")]:
+        assert names[key] == "built-in", key
