@@ -14,7 +14,8 @@ Findings (see :data:`FINDINGS`) and how they are drawn:
 * ``atelectasis`` 1-2 plate-like bands in the mid/lower zone with ipsilateral diaphragm elevation.
 * ``edema`` bilateral perihilar haze.  ``effusion`` basal fluid with a meniscus (blunted angle).
 * ``pneumothorax`` apical/lateral lucent rim with a pleural line; recorded as a boolean mask.
-* ``cardiomegaly`` cardiothoracic ratio 0.54-0.68 (normal 0.38-0.47; AP views magnify the heart by 6 %).
+* ``cardiomegaly`` cardiothoracic ratio 0.52-0.66 (normal 0.38-0.52, overlapping as readers disagree near the
+  0.5 threshold; AP views magnify the heart by 6 %).
 * ``covid19`` bilateral peripheral ground-glass opacities, lower zones.  ``nodule`` a small sharp opacity.
 * ``foreign_object`` 1-3 metal objects (rectangles, ellipses, polygons) recorded as Object-CXR annotations.
 
@@ -130,7 +131,7 @@ def _uniform(rng: np.random.Generator, low: float, high: float) -> float:
 
 def sample_anatomy(rng: np.random.Generator, view: str, sex: str, cardiomegaly: Optional[float] = None) -> Anatomy:
     """Normal anatomy and exposure; ``cardiomegaly`` (a severity) sets the cardiothoracic ratio to
-    ``0.54 + 0.14 s`` instead of the normal ``U(0.38, 0.47)``; AP views multiply it by 1.06 and have
+    ``0.5 + 0.16 s`` instead of the normal ``U(0.38, 0.52)``; AP views multiply it by 1.06 and have
     lower lung volumes (bases 3 % higher) and clavicles projected over the apices."""
     apex = _uniform(rng, 0.1, 0.15)
     base = _uniform(rng, 0.74, 0.82) - (0.03 if view == "AP" else 0.0)
@@ -138,7 +139,7 @@ def sample_anatomy(rng: np.random.Generator, view: str, sex: str, cardiomegaly: 
     lung_width = _uniform(rng, 0.25, 0.3)
     right_dome = base - _uniform(rng, 0.06, 0.1)
     left_dome = right_dome + _uniform(rng, 0.01, 0.03)
-    ctr = 0.54 + 0.14 * cardiomegaly if cardiomegaly is not None else _uniform(rng, 0.38, 0.47)
+    ctr = 0.5 + 0.16 * cardiomegaly if cardiomegaly is not None else _uniform(rng, 0.38, 0.52)
     ctr *= 1.06 if view == "AP" else 1.0
     heart_half_height = 0.75 * 0.5 * ctr * 2 * (mediastinum + lung_width)
     return Anatomy(
@@ -210,7 +211,7 @@ def _covid(rng: np.random.Generator, severity: float) -> tuple[Finding, list[Les
 def _edema(rng: np.random.Generator, severity: float) -> tuple[Finding, list[Lesion]]:
     lesions: list[Lesion] = [
         Opacity(side=side, u=_uniform(rng, 0.1, 0.2), t=_uniform(rng, 0.42, 0.5), radius=0.08 + 0.04 * severity,
-                aspect=1.3, amplitude=0.05 + 0.08 * severity, lobes=_lobes(rng, 3, 0.12))
+                aspect=1.3, amplitude=0.025 + 0.06 * severity, lobes=_lobes(rng, 3, 0.12))
         for side in ("right", "left")
     ]
     return Finding("bilateral", "mid", severity), lesions
@@ -230,8 +231,8 @@ def _atelectasis(rng: np.random.Generator, severity: float) -> tuple[Finding, li
     t = _level(rng, zone)
     lesions: list[Lesion] = [
         PlateAtelectasis(side=side, u=_uniform(rng, 0.3, 0.65), t=t + 0.08 * k, length=_uniform(rng, 0.1, 0.2),
-                         thickness=_uniform(rng, 0.012, 0.022), angle=float(rng.normal(0.0, 0.2)),
-                         amplitude=0.15 + 0.15 * severity, elevation=0.01 + 0.03 * severity)
+                         thickness=_uniform(rng, 0.016, 0.028), angle=float(rng.normal(0.0, 0.2)),
+                         amplitude=0.18 + 0.15 * severity, elevation=0.015 + 0.035 * severity)
         for k in range(int(rng.integers(1, 3)))
     ]
     return Finding(side, zone, severity), lesions
@@ -253,7 +254,7 @@ def _pneumothorax(rng: np.random.Generator, severity: float) -> tuple[Finding, l
 
 def _nodule(rng: np.random.Generator, severity: float) -> tuple[Finding, list[Lesion]]:
     side, zone = _side(rng), _zone(rng, (0.4, 0.4, 0.2))
-    lesion = Opacity(side=side, u=_uniform(rng, 0.3, 0.8), t=_level(rng, zone), radius=_uniform(rng, 0.012, 0.022),
+    lesion = Opacity(side=side, u=_uniform(rng, 0.3, 0.8), t=_level(rng, zone), radius=_uniform(rng, 0.016, 0.028),
                      aspect=_uniform(rng, 0.9, 1.1), amplitude=0.15 + 0.12 * severity, sharpness=3.0)
     return Finding(side, zone, severity), [lesion]
 
@@ -297,7 +298,7 @@ _SAMPLERS = {
 def lesions_for(rng: np.random.Generator, names: Iterable[str]) -> tuple[dict[str, Finding], list[Lesion]]:
     """Findings and lesions for the named findings (severities U(0.15, 1)); ``cardiomegaly`` has no lesion
     (it is part of the anatomy). Amplitudes (attenuation units): opacity 0.1 + 0.16 s, consolidation
-    0.16 + 0.14 s, plate atelectasis 0.15 + 0.15 s, edema 0.05 + 0.08 s, ground glass 0.05 + 0.07 s,
+    0.16 + 0.14 s, plate atelectasis 0.18 + 0.15 s, edema 0.025 + 0.06 s, ground glass 0.05 + 0.07 s,
     nodule 0.15 + 0.12 s; effusion height 0.04 + 0.14 s, pneumothorax rim 0.02 + 0.06 s of the image side."""
     findings: dict[str, Finding] = {}
     lesions: list[Lesion] = []
@@ -315,16 +316,19 @@ def lesions_for(rng: np.random.Generator, names: Iterable[str]) -> tuple[dict[st
 
 
 def sample_study(rng: np.random.Generator, prevalence: Optional[Mapping[str, float]] = None, *,
-                 findings: Optional[Iterable[str]] = None, view: Optional[str] = None) -> Study:
+                 findings: Optional[Iterable[str]] = None, view: Optional[str] = None, sex: Optional[str] = None,
+                 age: Optional[int] = None) -> Study:
     """Sample a patient and study. With ``findings`` exactly those are present; otherwise each finding is
     present independently with probability ``prevalence[name]`` (default :data:`DEFAULT_PREVALENCE`; missing
-    names 0). ``view`` defaults to AP with probability 0.35, else PA; sex is M/F 50/50, age U{18..90}."""
+    names 0). Unless given, ``view`` is AP with probability 0.35, else PA; ``sex`` "M" / "F" 50/50; ``age``
+    uniform in 18..90 (the draws are made either way, so fixing one does not shift the others)."""
     unknown = set(findings or ()) | set(prevalence or {})
     if unknown - set(FINDINGS):
         raise ValueError(f"unknown findings {sorted(unknown - set(FINDINGS))}; known: {FINDINGS}")
-    sex = "M" if rng.random() < 0.5 else "F"
-    age = int(rng.integers(18, 91))
-    view = view or ("AP" if rng.random() < 0.35 else "PA")
+    drawn_sex, drawn_age, drawn_view = rng.random() < 0.5, int(rng.integers(18, 91)), rng.random() < 0.35
+    sex = sex or ("M" if drawn_sex else "F")
+    age = drawn_age if age is None else age
+    view = view or ("AP" if drawn_view else "PA")
     if findings is None:
         rates = DEFAULT_PREVALENCE if prevalence is None else prevalence
         draws = rng.random(len(FINDINGS))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Iterable, Mapping, Optional, TypeVar
+from typing import Mapping, Optional
 
 import numpy as np
 
@@ -21,8 +21,6 @@ MARKER = ".medvlp_synthetic.json"
 GENERATOR = f"medvlp-bench synthetic {SYNTHETIC_VERSION}"
 #: JPEG quality of written images
 JPEG_QUALITY = 90
-
-T = TypeVar("T")
 
 
 def scaled(default: int, scale: float, minimum: int = 8) -> int:
@@ -49,11 +47,11 @@ def dicom_uid(rng: np.random.Generator) -> str:
     return "2.25." + str(int.from_bytes(rng.bytes(16), "big") >> 1)
 
 
-def progress(items: Iterable[T], total: int, desc: str) -> Iterable[T]:
-    """``items`` wrapped in a tqdm progress bar on stderr."""
+def progress(total: int, desc: str):
+    """A tqdm progress bar on stderr counting ``total`` images (``with progress(n, "...") as bar: bar.update()``)."""
     from tqdm import tqdm
 
-    return tqdm(items, total=total, desc=desc, unit="img", leave=False, dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, unit="img", leave=False, dynamic_ncols=True, mininterval=0.5)
 
 
 def save_image(path: Path, image: np.ndarray) -> None:

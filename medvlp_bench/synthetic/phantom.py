@@ -194,9 +194,12 @@ def _axes(size: int) -> tuple[np.ndarray, np.ndarray]:
     return centres[None, :], centres[:, None]
 
 
-def _ramp(distance, size: int):
+def _ramp(distance: np.ndarray, size: int) -> np.ndarray:
     """Anti-aliased inside-indicator of a signed distance (normalised units, > 0 inside): 0..1 over 1.5 px."""
-    return np.clip(distance * (size / 1.5) + 0.5, 0.0, 1.0)
+    ramp = np.multiply(distance, np.float32(size / 1.5))
+    ramp += np.float32(0.5)
+    np.maximum(ramp, 0.0, out=ramp)
+    return np.minimum(ramp, 1.0, out=ramp)
 
 
 def _window(size: int, x0: float, y0: float, x1: float, y1: float) -> tuple[slice, slice]:
@@ -204,6 +207,19 @@ def _window(size: int, x0: float, y0: float, x1: float, y1: float) -> tuple[slic
     c0, c1 = max(int(np.floor(x0 * size)), 0), min(int(np.ceil(x1 * size)) + 1, size)
     r0, r1 = max(int(np.floor(y0 * size)), 0), min(int(np.ceil(y1 * size)) + 1, size)
     return slice(r0, max(r1, r0)), slice(c0, max(c1, c0))
+
+
+def _local(size: int, rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray]:
+    """The x row and y column of a window (see :func:`_axes`)."""
+    x, y = _axes(size)
+    return x[:, cols], y[rows]
+
+
+def _placed(size: int, rows: slice, cols: slice, local: np.ndarray) -> np.ndarray:
+    """A (size, size) float32 array, zero except ``local`` in the window."""
+    full = np.zeros((size, size), np.float32)
+    full[rows, cols] = local
+    return full
 
 
 def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
@@ -214,12 +230,18 @@ def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray
 
 def _curves(noise: np.ndarray, width: float) -> np.ndarray:
     """Thin curvy lines: ``exp(-(noise / width)^2)``, 1 on the zero-level curves of a smooth field."""
-    return np.exp(-np.square(noise * (1.0 / width)))
+    return np.exp(-np.square(noise * np.float32(1.0 / width)))
+
+
+def _thorax_window(anatomy: Anatomy, size: int, margin: float = 0.03) -> tuple[slice, slice]:
+    """The window holding both lungs and ribs (apex to costophrenic angles, chest wall to chest wall)."""
+    half = anatomy.mediastinum + anatomy.lung_width + margin
+    return _window(size, anatomy.center_x - half, anatomy.apex_y - margin, anatomy.center_x + half, anatomy.base_y)
 
 
 def lung_mask(anatomy: Anatomy, side: str, size: int, lateral_inset: float = 0.0, apex_inset: float = 0.0,
               dome_shift: float = 0.0) -> np.ndarray:
-    """Soft (0..1, float32) mask of one lung on a frontal view, heart not removed.
+    """Soft (0..1, float32, (size, size)) mask of one lung on a frontal view, heart not removed.
 
     At level t = (y - apex) / (base - apex) the lung spans ``w(t) = W (0.88 + 0.12 t) sqrt(1 - (1 - min(t/0.55,
     1))^2)`` laterally from the medial edge (a rounded apex); the base is the hemidiaphragm
@@ -227,33 +249,39 @@ def lung_mask(anatomy: Anatomy, side: str, size: int, lateral_inset: float = 0.0
     falling to a sharp costophrenic angle.
     ``lateral_inset`` (tapering to 30 % at the base), ``apex_inset`` and ``dome_shift`` (upwards) shrink it.
     """
-    x, y = _axes(size)
     sign = SIDE_SIGN[side]
     width = anatomy.lung_width
+    medial = anatomy.center_x + sign * anatomy.mediastinum
+    x0, x1 = sorted((medial, medial + sign * width))
+    rows, cols = _window(size, x0, anatomy.apex_y, x1, anatomy.base_y)
+    x, y = _local(size, rows, cols)
     dome = anatomy.dome_top[0 if side == "right" else 1] - dome_shift
     apex = anatomy.apex_y + apex_inset
-    span = anatomy.base_y - anatomy.apex_y
-    t = np.clip((y - anatomy.apex_y) / span, 0.0, 1.0)
+    t = np.clip((y - anatomy.apex_y) / (anatomy.base_y - anatomy.apex_y), 0.0, 1.0)
     profile = np.sqrt(1.0 - np.square(1.0 - np.minimum(t / 0.55, 1.0)))
     half = width * (0.88 + 0.12 * t) * profile - lateral_inset * (1.0 - 0.7 * t)
-    medial = anatomy.center_x + sign * anatomy.mediastinum
     depth = sign * (x - medial)
     fall = np.square(np.clip((depth - 0.35 * width) / (0.65 * width), 0.0, 1.0))
     base = dome + (anatomy.base_y - dome - dome_shift * 0.3) * fall
-    return _ramp(half - depth, size) * _ramp(depth, size) * _ramp(base - y, size) * _ramp(y - apex, size)
+    local = _ramp(half - depth, size)
+    local *= _ramp(base - y, size)
+    local *= _ramp(depth, size) * _ramp(y - apex, size)
+    return _placed(size, rows, cols, local)
 
 
 def heart_mask(anatomy: Anatomy, size: int) -> np.ndarray:
     """Soft mask of the cardiac silhouette: an ellipse of width ``ctr * 2 (mediastinum + lung_width)``, 30 % of
     it right of the midline, half-height 0.75 of its half-width, resting on the left hemidiaphragm."""
-    x, y = _axes(size)
     thorax = 2.0 * (anatomy.mediastinum + anatomy.lung_width)
     half_width = 0.5 * anatomy.ctr * thorax
     centre_x = anatomy.center_x + 0.4 * half_width
     half_height = 0.75 * half_width
+    rows, cols = _window(size, centre_x - half_width, anatomy.heart_y - half_height, centre_x + half_width,
+                         anatomy.dome_top[1] + 0.02)
+    x, y = _local(size, rows, cols)
     radius2 = np.square((x - centre_x) / half_width) + np.square((y - anatomy.heart_y) / half_height)
-    cut = _ramp(anatomy.dome_top[1] + 0.01 - y, size)
-    return _ramp(0.5 * (1.0 - radius2) * half_width, size) * cut
+    local = _ramp(0.5 * (1.0 - radius2) * half_width, size) * _ramp(anatomy.dome_top[1] + 0.01 - y, size)
+    return _placed(size, rows, cols, local)
 
 
 def _body(anatomy: Anatomy, size: int) -> np.ndarray:
@@ -264,40 +292,46 @@ def _body(anatomy: Anatomy, size: int) -> np.ndarray:
     shoulder = anatomy.apex_y - 0.06
     half = np.where(y > shoulder, outer - 0.05 * np.clip((anatomy.apex_y + 0.1 - y) / 0.16, 0, 1),
                     0.11 + (outer - 0.16) * np.clip(1.0 - (shoulder - y) / 0.05, 0, 1))
-    return _ramp(half - np.abs(x - anatomy.center_x), size) * (SOFT_TISSUE * (0.9 + 0.2 * y))
+    body = _ramp(half - np.abs(x - anatomy.center_x), size)
+    body *= SOFT_TISSUE * (0.9 + 0.2 * y)
+    return body
 
 
-def _ribs(anatomy: Anatomy, size: int) -> np.ndarray:
-    """Rib shadows: posterior ribs ``y = y_k - 0.35 d + 1.6 d^2`` and fainter anterior ribs
+def _add_ribs(anatomy: Anatomy, size: int, density: np.ndarray) -> None:
+    """Add rib shadows: posterior ribs ``y = y_k - 0.35 d + 1.6 d^2`` and fainter anterior ribs
     ``y = y_k + 0.45 d`` (d = distance from the midline), bands where ``cos(2 pi phase) > 0.3``."""
-    x, y = _axes(size)
+    rows, cols = _thorax_window(anatomy, size)
+    x, y = _local(size, rows, cols)
     d = np.abs(x - anatomy.center_x)
     inside = _ramp(anatomy.mediastinum + anatomy.lung_width + 0.025 - d, size)
     vertical = _ramp(y - (anatomy.apex_y - 0.03), size) * _ramp(anatomy.base_y - y, size)
-    posterior = (y + 0.35 * d - 1.6 * np.square(d)) / anatomy.rib_spacing + anatomy.rib_phase
-    anterior = (y - 0.45 * d) / (1.3 * anatomy.rib_spacing) + anatomy.rib_phase
-    bands = np.clip(np.cos(2 * np.pi * posterior) - 0.3, 0, None) + 0.4 * np.clip(np.cos(2 * np.pi * anterior) - 0.5, 0, None)
-    return (0.065 * bands) * (inside * vertical)
+    posterior = (2 * np.pi / anatomy.rib_spacing) * (y + 0.35 * d - 1.6 * np.square(d) + anatomy.rib_phase * anatomy.rib_spacing)
+    anterior = (2 * np.pi / (1.3 * anatomy.rib_spacing)) * (y - 0.45 * d + anatomy.rib_phase * anatomy.rib_spacing)
+    bands = np.maximum(np.cos(posterior) - 0.3, 0.0)
+    bands += 0.4 * np.maximum(np.cos(anterior) - 0.5, 0.0)
+    bands *= 0.065 * inside
+    bands *= vertical
+    density[rows, cols] += bands
 
 
-def _clavicles(anatomy: Anatomy, size: int, density: np.ndarray) -> None:
+def _add_clavicles(anatomy: Anatomy, size: int, density: np.ndarray) -> None:
     """Add both clavicles: bars 0.022 thick along ``y = c - 0.3 d + 0.6 (d - 0.15)^2`` for 0.03 < d < 0.3."""
-    x, y = _axes(size)
     for sign in (-1.0, 1.0):
         x0, x1 = sorted((anatomy.center_x + sign * 0.02, anatomy.center_x + sign * 0.31))
         rows, cols = _window(size, x0, anatomy.clavicle_y - 0.12, x1, anatomy.clavicle_y + 0.04)
-        d = np.abs(x[:, cols] - anatomy.center_x)
+        x, y = _local(size, rows, cols)
+        d = np.abs(x - anatomy.center_x)
         centre = anatomy.clavicle_y - 0.3 * d + 0.6 * np.square(d - 0.15)
         along = _ramp(d - 0.03, size) * _ramp(0.3 - d, size)
-        density[rows, cols] += 0.13 * _ramp(0.011 - np.abs(y[rows] - centre), size) * along
+        density[rows, cols] += 0.13 * _ramp(0.011 - np.abs(y - centre), size) * along
 
 
-def _spine(anatomy: Anatomy, size: int) -> np.ndarray:
-    """Vertebral column: a band 0.07 wide, ``0.05 + 0.02 cos(2 pi y / 0.045)`` (vertebral bodies and discs)."""
-    x, y = _axes(size)
+def _add_spine(anatomy: Anatomy, size: int, density: np.ndarray) -> None:
+    """Add the vertebral column: a band 0.07 wide, ``0.05 + 0.02 cos(2 pi y / 0.045)`` (bodies and discs)."""
+    rows, cols = _window(size, anatomy.center_x - 0.04, 0.0, anatomy.center_x + 0.04, 1.0)
+    x, y = _local(size, rows, cols)
     band = _ramp(0.035 - np.abs(x - anatomy.center_x), size)
-    bodies = 0.05 + 0.02 * np.cos(2 * np.pi * (y - anatomy.apex_y) / 0.045)
-    return band * bodies
+    density[rows, cols] += band * (0.05 + 0.02 * np.cos(2 * np.pi * (y - anatomy.apex_y) / 0.045))
 
 
 def _gaussian_window(size: int, cx: float, cy: float, rx: float, ry: float, sharpness: float = 1.0):
@@ -352,13 +386,18 @@ class _Canvas:
         """Normal anatomy: body, lungs with markings, heart, mediastinum, hila, bones, breasts."""
         a, size = self.anatomy, self.size
         x, y = _axes(size)
-        lungs = self.lungs["right"] + self.lungs["left"]
-        aerated = self.aerated["right"] + self.aerated["left"]
-        markings = _curves(_smooth_noise(rng, size, max(size // 6, 8)), 0.15)
-        hilar = np.exp(-2.5 * np.clip(np.abs(x - a.center_x) - a.mediastinum, 0, None) / a.lung_width) + 0.15
-        density = _body(a, size) - LUNG_AIR * lungs + (0.06 * markings * hilar) * aerated + 0.03 * self.heart
-        density += _ribs(a, size) + _spine(a, size)
-        _clavicles(a, size, density)
+        density = _body(a, size)
+        density -= LUNG_AIR * (self.lungs["right"] + self.lungs["left"])
+        density += 0.03 * self.heart
+        rows, cols = _thorax_window(a, size)
+        markings = _curves(_smooth_noise(rng, size, max(size // 6, 8))[rows, cols], 0.15)
+        hilar = np.exp(-2.5 * np.maximum(np.abs(x[:, cols] - a.center_x) - a.mediastinum, 0.0) / a.lung_width) + 0.15
+        markings *= 0.06 * hilar
+        markings *= self.aerated["right"][rows, cols] + self.aerated["left"][rows, cols]
+        density[rows, cols] += markings
+        _add_ribs(a, size, density)
+        _add_spine(a, size, density)
+        _add_clavicles(a, size, density)
         for side, sign in SIDE_SIGN.items():
             rows, cols, blob = _gaussian_window(size, a.center_x + sign * (a.mediastinum + 0.03), a.level_y(0.42),
                                                 0.03, 0.05)

@@ -316,7 +316,8 @@ def write_report(findings: Mapping[str, Finding], rng: np.random.Generator, *, v
                  lateral: bool = True) -> Report:
     """Write a report for a study with ``findings`` (name -> Finding, names as in ``cases.FINDINGS``).
 
-    ``hedge_rate`` scales how often present findings are hedged (0 = never: labels are 0/1/NaN only).
+    ``hedge_rate`` scales how often present findings are hedged; 0 also avoids the positive wordings that
+    hedge a secondary label ("opacity concerning for pneumonia"), so labels are 0/1/NaN only.
     With ``header`` the text starts like a MIMIC-CXR report (FINAL REPORT, EXAMINATION:, INDICATION:,
     COMPARISON:); the sections FINDINGS: and IMPRESSION: are always present. ``view`` ("PA" | "AP") and
     ``lateral`` (a lateral view was taken too) choose the wording of the examination.
@@ -331,6 +332,8 @@ def write_report(findings: Mapping[str, Finding], rng: np.random.Generator, *, v
         finding = findings[name]
         hedged = "hedged" in TEMPLATES[name] and rng.random() < min(1.0, hedge_rate * 2 * (1.2 - finding.severity))
         choices = TEMPLATES[name]["hedged" if hedged else "positive"]
+        if hedge_rate == 0:
+            choices = [choice for choice in choices if -1 not in choice[2].values()]
         sentence, summary, labels = choices[int(rng.integers(len(choices)))]
         zone_phrase = str(rng.choice(ZONE_PHRASES[finding.zone or "lower"]))
         mm = int(rng.integers(6, 19))
