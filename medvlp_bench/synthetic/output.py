@@ -55,11 +55,12 @@ def progress(total: int, desc: str):
 
 
 def save_image(path: Path, image: np.ndarray) -> None:
-    """Save a (H, W) uint8 image as JPEG (quality :data:`JPEG_QUALITY`) or PNG by the suffix of ``path``."""
+    """Save a (H, W) uint8 image as JPEG (quality :data:`JPEG_QUALITY`) or PNG (fast zlib level 1) by the suffix
+    of ``path``."""
     from PIL import Image
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    options = {"quality": JPEG_QUALITY} if path.suffix.lower() in (".jpg", ".jpeg") else {}
+    options = {"quality": JPEG_QUALITY} if path.suffix.lower() in (".jpg", ".jpeg") else {"compress_level": 1}
     Image.fromarray(image).save(path, **options)
 
 
