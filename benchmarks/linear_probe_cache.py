@@ -31,12 +31,12 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["MEDVLP_HOME"] = str(args.home or tempfile.mkdtemp(prefix="medvlp-bench-home-"))
 
-    from medvlp_bench.data.image_cache import prepare_images
+    from medvlp_bench.data.image_cache import prepare_images, prepared_side
     from medvlp_bench.data.locations import cache_dir, harness_home
     from medvlp_bench.data.splits import subsample_training
     from medvlp_bench.data.synthetic_store import ensure_synthetic
     from medvlp_bench.protocols.feature_cache import encoder_fingerprint, extract_global_features
-    from medvlp_bench.protocols.linear_probe import prepared_side, run_linear_probe
+    from medvlp_bench.protocols.linear_probe import run_linear_probe
     from medvlp_bench.registry import load_registry
     from medvlp_bench.specs import ProtocolInputs, SplitTables
 

@@ -17,10 +17,11 @@ from typing import Optional
 
 import torch
 
-from medvlp_bench.data.locations import SYNTHETIC_VERSION, configured_data_root, harness_home
+from medvlp_bench.data.locations import configured_data_root, harness_home
 from medvlp_bench.data.splits import SUBSAMPLE_SEED, split_hash, subsample_training, write_split_files
 from medvlp_bench.data.synthetic_store import ensure_synthetic
 from medvlp_bench.errors import MedvlpError
+from medvlp_bench.pretraining.service import DEFAULT_CORPUS, execute, plan_for_run, synthetic_descriptor
 from medvlp_bench.protocols.feature_cache import encoder_fingerprint, preferred_device
 from medvlp_bench.records import RunRecord, collect_provenance, config_key, find_record, write_record
 from medvlp_bench.registry import Registry
@@ -107,7 +108,7 @@ def run(registry: Registry, request: RunRequest) -> RunOutcome:
     hash_of_splits = split_hash(splits)
     encoder_name = request.encoder or DEFAULT_ENCODER[location.source]
     registry.get("encoder", encoder_name)
-    checkpoint_sha = file_sha256(request.checkpoint) if request.checkpoint else None
+    weights, plan = _weights_plan(registry, method, request, location, encoder_name)
     config = {
         "method": method.name,
         "task": task.name,
@@ -116,10 +117,10 @@ def run(registry: Registry, request: RunRequest) -> RunOutcome:
         "pct": request.pct,
         "seed": request.seed,
         "encoder": encoder_name,
-        "checkpoint_sha256": checkpoint_sha,
+        "weights": weights,
         "data_source": location.source,
         "synthetic": (
-            {"version": SYNTHETIC_VERSION, "seed": request.synthetic_seed, "scale": request.synthetic_scale}
+            synthetic_descriptor(request.synthetic_seed, request.synthetic_scale)
             if location.source == "synthetic" else None
         ),
         "split_hash": hash_of_splits,
@@ -133,12 +134,14 @@ def run(registry: Registry, request: RunRequest) -> RunOutcome:
 
     write_split_files(splits, harness_home() / "splits" / task.name / hash_of_splits[:16])
     started = datetime.now(timezone.utc)
+    checkpoint = request.checkpoint or (execute(registry, plan) if plan is not None else None)
+    checkpoint_sha = weights.get("checkpoint_sha256") or (file_sha256(checkpoint) if checkpoint else None)
     encoder = method.load_image_encoder(
         MethodContext(
             encoder=encoder_name,
             build_encoder=lambda name: registry.get("encoder", name).build(),
             load_imagenet=lambda name, module: _load_imagenet(registry, name, module),
-            checkpoint=request.checkpoint,
+            checkpoint=checkpoint,
             seed=request.seed,
             data_source=location.source,
             home=harness_home(),
@@ -174,7 +177,7 @@ def run(registry: Registry, request: RunRequest) -> RunOutcome:
         n_train=result.n_train,
         n_val=result.n_val,
         n_test=result.n_test,
-        checkpoint=str(request.checkpoint) if request.checkpoint else None,
+        checkpoint=str(checkpoint) if checkpoint else None,
         checkpoint_sha256=checkpoint_sha,
         encoder={**encoder.describe(), "name": encoder_name, "weights_sha256": encoder_key},
         config=config,
@@ -184,6 +187,26 @@ def run(registry: Registry, request: RunRequest) -> RunOutcome:
         details={**dict(result.details), "split_rule": task.split_rule, "data_folder": str(location.folder)},
     )
     return RunOutcome(record, write_record(record, request.out_dir), skipped=False)
+
+
+def _weights_plan(registry: Registry, method, request: RunRequest, location: DataLocation, encoder_name: str):
+    """What identifies the weights of a run (part of its config) and, for a method that pretrains and was given no
+    ``--checkpoint``, the pretraining plan that provides them (from the model store, or trained on first use)."""
+    if request.checkpoint is not None:
+        if not Path(request.checkpoint).is_file():
+            raise MedvlpError(f"checkpoint not found: {request.checkpoint}")
+        return {"checkpoint_sha256": file_sha256(request.checkpoint)}, None
+    if method.pretrain is None:
+        return {}, None
+    corpus = registry.get("dataset", DEFAULT_CORPUS)
+    corpus_location = locate_dataset(corpus, request)
+    synthetic = (
+        synthetic_descriptor(request.synthetic_seed, request.synthetic_scale)
+        if corpus_location.source == "synthetic" else None
+    )
+    plan = plan_for_run(registry, method, data_source=location.source, corpus_folder=corpus_location.folder,
+                        synthetic=synthetic, image_encoder=encoder_name)
+    return {"pretrain_key": plan.key, "pretrain": plan.config}, plan
 
 
 def _load_imagenet(registry: Registry, name: str, encoder) -> None:

@@ -63,12 +63,46 @@ class MethodContext:
 
 
 @dataclass(frozen=True)
+class PretrainContext:
+    """Everything a method's ``pretrain`` needs.
+
+    ``corpus``: train / val (/ test) tables of image-report pairs (SAMPLE_COLUMNS + ``text``).
+    ``trainer``: Lightning settings (``max_epochs``, ``batch_size``, ``devices``, ``strategy``, ``num_nodes``,
+    ``precision``, ``accelerator``, ``num_workers``). ``options``: method options (recorded in the config).
+    ``out_dir``: where checkpoints (``checkpoints/last.ckpt``), logs and ``config.json`` go; ``resume``: continue
+    from ``checkpoints/last.ckpt`` when present. ``pretrain`` returns the path of the final checkpoint.
+    """
+
+    method: str
+    corpus: "SplitTables"
+    image_encoder: str
+    text_encoder: str
+    build_image_encoder: Callable[[str], ImageEncoder]
+    build_text_encoder: Callable[[str, Optional[Sequence[str]], Optional[Iterable[str]]], TextEncoder]
+    trainer: Mapping[str, Any]
+    options: Mapping[str, Any]
+    seed: int
+    out_dir: Path
+    resume: bool
+    image_cache_root: Path
+
+
+@dataclass(frozen=True)
 class MethodSpec:
-    """A pretraining method (or baseline) that yields image encoders."""
+    """A pretraining method (or baseline) that yields image encoders.
+
+    ``load_image_encoder(context)`` returns the encoder, with the weights of ``context.checkpoint`` when given.
+    Methods that pretrain set ``pretrain(context) -> checkpoint path`` and their defaults: the text encoder per
+    data source and the method options (``default_options``), and ``checkpoint_layouts`` (key prefixes their
+    checkpoints use, for import).
+    """
 
     name: str
     description: str
     load_image_encoder: Callable[[MethodContext], ImageEncoder]
+    pretrain: Optional[Callable[[PretrainContext], Path]] = None
+    default_text_encoder: Mapping[str, str] = field(default_factory=dict)
+    default_options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -79,6 +113,8 @@ class DatasetSpec:
     ``check(folder)`` returns the problems found in a raw download (empty list = valid).
     ``write_synthetic(folder, seed, scale)`` writes a synthetic twin in the same raw layout (``None`` if it has
     none); ``scale`` multiplies the default number of images (tests use small scales).
+    ``load_corpus(folder)`` returns image-report pairs for pretraining (``None`` if the dataset is no corpus):
+    tables with SAMPLE_COLUMNS + ``text``.
     """
 
     name: str
@@ -88,6 +124,7 @@ class DatasetSpec:
     folder: str
     check: Callable[[Path], list[str]]
     write_synthetic: Optional[Callable[[Path, int, float], None]] = None
+    load_corpus: Optional[Callable[[Path], "SplitTables"]] = None
 
 
 @dataclass(frozen=True)

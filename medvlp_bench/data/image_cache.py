@@ -27,6 +27,11 @@ from medvlp_bench.errors import DataError
 MAX_LISTED_FAILURES = 5
 
 
+def prepared_side(input_size: int) -> int:
+    """Side of the prepared images for an encoder input: the reference resizes to 256 then crops 224."""
+    return round(input_size * 256 / 224)
+
+
 def letterbox(image: np.ndarray, side: int) -> np.ndarray:
     """Resize ``image`` (H, W) so its longer side is ``side`` (area interpolation), then zero-pad to square."""
     height, width = image.shape

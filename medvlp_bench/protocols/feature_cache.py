@@ -31,16 +31,21 @@ def encoder_fingerprint(encoder: ImageEncoder) -> str:
     return digest.hexdigest()
 
 
+def normalise(crops: torch.Tensor, mean, std) -> torch.Tensor:
+    """(B, s, s) uint8 -> (B, 3, s, s) float: ``(v / 255 - mean_c) / std_c`` on three identical channels."""
+    scaled = crops.float().div_(255.0)
+    mean = torch.tensor(mean, dtype=scaled.dtype, device=scaled.device).view(1, 3, 1, 1)
+    std = torch.tensor(std, dtype=scaled.dtype, device=scaled.device).view(1, 3, 1, 1)
+    return (scaled.unsqueeze(1).expand(-1, 3, -1, -1) - mean) / std
+
+
 def model_input(images: torch.Tensor, encoder: ImageEncoder) -> torch.Tensor:
     """(B, side, side) uint8 -> (B, 3, s, s) float, centre-cropped to s = encoder.input_size and normalised."""
     side, size = images.shape[-1], encoder.input_size
     if size > side:
         raise ValueError(f"prepared images ({side}px) are smaller than the encoder input ({size}px)")
     top = (side - size) // 2
-    crop = images[:, top : top + size, top : top + size].float().div_(255.0)
-    mean = torch.tensor(encoder.mean, dtype=crop.dtype, device=crop.device).view(1, 3, 1, 1)
-    std = torch.tensor(encoder.std, dtype=crop.dtype, device=crop.device).view(1, 3, 1, 1)
-    return (crop.unsqueeze(1).expand(-1, 3, -1, -1) - mean) / std
+    return normalise(images[:, top : top + size, top : top + size], encoder.mean, encoder.std)
 
 
 def transform_descriptor(encoder: ImageEncoder) -> str:

@@ -33,16 +33,11 @@ from torchmetrics.functional.classification import (
     multilabel_auroc,
 )
 
-from medvlp_bench.data.image_cache import prepare_images
+from medvlp_bench.data.image_cache import prepare_images, prepared_side
 from medvlp_bench.protocols.feature_cache import cached_global_features
 from medvlp_bench.specs import ProtocolInputs, ProtocolResult, TaskSpec
 
 DEFAULT_HPARAMS = {"lr": 5e-4, "weight_decay": 1e-6, "batch_size": 48, "max_epochs": 50, "patience": 10}
-
-
-def prepared_side(input_size: int) -> int:
-    """Side of the prepared images for an encoder input: the reference resizes to 256 then crops 224."""
-    return round(input_size * 256 / 224)
 
 
 class LinearHead(L.LightningModule):

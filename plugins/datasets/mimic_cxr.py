@@ -18,8 +18,8 @@ Raw layout (each CSV may also be gzipped, ``.csv.gz``)::
         files/p{subject_id[:2]}/p{subject_id}/s{study_id}/{dicom_id}.jpg
         files/p{subject_id[:2]}/p{subject_id}/s{study_id}.txt          (report: FINDINGS:, IMPRESSION:, ...)
 
-No task reads it yet (the pretraining corpus reader comes later), so it has no label policy or split rule here;
-the official split is the ``split`` column. :func:`check` validates the three CSVs (presence, header, ids, split
+No downstream task reads it; it is the pretraining corpus (``mimic_cxr_corpus``: frontal views, report text
+rules, the official ``split`` column). :func:`check` validates the three CSVs (presence, header, ids, split
 values) and, for SAMPLE_ROWS metadata rows spread evenly over the file, that the JPEG and the study's report
 exist; the first DECODE_SAMPLE of those JPEGs are decoded.
 """
@@ -189,6 +189,13 @@ def _write_synthetic(folder: Path, seed: int, scale: float) -> None:
     write_mimic_cxr(folder, seed, scale)
 
 
+def _load_corpus(folder: Path):
+    """The image-report pairs (module ``mimic_cxr_corpus``)."""
+    from medvlp_bench_plugins.datasets.mimic_cxr_corpus import load_corpus
+
+    return load_corpus(folder)
+
+
 @hookimpl
 def medvlp_bench_datasets():
     return [
@@ -200,5 +207,6 @@ def medvlp_bench_datasets():
             folder="mimic-cxr-jpg",
             check=check,
             write_synthetic=_write_synthetic,
+            load_corpus=_load_corpus,
         )
     ]

@@ -1,0 +1,1 @@
+"""Pretraining machinery shared by the method plugins: image-report data, the Lightning fit, the model store."""
