@@ -512,10 +512,17 @@ def expose(density: np.ndarray, anatomy: Anatomy, rng: np.random.Generator) -> n
     """Grey values of an attenuation map (formula in the module docstring), as (H, W) uint8."""
     size = density.shape[0]
     _, y = _axes(size)
-    grey = np.clip(anatomy.brightness + anatomy.contrast * density, 0.0, 1.0) ** anatomy.gamma
-    grey *= 1.0 + anatomy.heel * (y - 0.5)
-    grey += anatomy.noise * rng.standard_normal(density.shape, dtype=np.float32)
-    return np.clip(grey * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    grey = np.multiply(density, np.float32(anatomy.contrast))
+    grey += np.float32(anatomy.brightness)
+    np.clip(grey, 0.0, 1.0, out=grey)
+    np.power(grey, np.float32(anatomy.gamma), out=grey)
+    grey *= (1.0 + anatomy.heel * (y - 0.5)) * np.float32(255.0)
+    noise = rng.standard_normal(density.shape, dtype=np.float32)
+    noise *= np.float32(anatomy.noise * 255.0)
+    grey += noise
+    grey += np.float32(0.5)
+    np.clip(grey, 0, 255, out=grey)
+    return grey.astype(np.uint8)
 
 
 def render_frontal(anatomy: Anatomy, lesions: Sequence[Lesion], size: int = 256) -> Rendering:
