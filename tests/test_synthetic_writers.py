@@ -70,7 +70,8 @@ def test_rsna_layout_labels_boxes_and_dicoms(tmp_path):
     assert class_header == ["patientId", "class"] and len(classes) == len(rows)
     patients = {row["patientId"] for row in rows}
     assert len(patients) == synthetic.scaled(1500, SCALE) == _assert_marker(folder, 0)["counts"]["patients"]
-    assert all(re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", p) for p in patients)
+    uuid = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
+    assert all(re.fullmatch(uuid, patient) for patient in patients)
     for row, info in zip(rows, classes):
         assert row["patientId"] == info["patientId"]
         assert (row["Target"] == "1") == (info["class"] == "Lung Opacity")
@@ -93,7 +94,8 @@ def test_rsna_layout_labels_boxes_and_dicoms(tmp_path):
     assert monochrome1 >= 1
     assert (folder / "stage_2_train_labels.csv").read_bytes() == (again / "stage_2_train_labels.csv").read_bytes()
     write_rsna(tmp_path / "other", 1, SCALE)
-    assert (folder / "stage_2_train_labels.csv").read_bytes() != (tmp_path / "other" / "stage_2_train_labels.csv").read_bytes()
+    other = (tmp_path / "other" / "stage_2_train_labels.csv").read_bytes()
+    assert (folder / "stage_2_train_labels.csv").read_bytes() != other
 
 
 def test_chexpert_layout_paths_views_and_labels(tmp_path):

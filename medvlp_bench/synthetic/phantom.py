@@ -144,7 +144,8 @@ class PlateAtelectasis:
 class Effusion:
     """Pleural effusion: fluid fills the lung base up to ``height`` above the costophrenic level at the lateral
     wall, with a meniscus sloping down medially (``height * (1 - 0.6 * (1 - u)^0.5)`` at position u), blunting
-    the angle; inside the fluid the lung attenuation returns to soft tissue (``+ amplitude * 0.38``)."""
+    the angle; inside the fluid (its surface a 0.02 ramp) the lung attenuation returns towards soft tissue
+    (``+ amplitude * 0.38``)."""
 
     side: str
     height: float
@@ -305,8 +306,9 @@ def _add_ribs(anatomy: Anatomy, size: int, density: np.ndarray) -> None:
     d = np.abs(x - anatomy.center_x)
     inside = _ramp(anatomy.mediastinum + anatomy.lung_width + 0.025 - d, size)
     vertical = _ramp(y - (anatomy.apex_y - 0.03), size) * _ramp(anatomy.base_y - y, size)
-    posterior = (2 * np.pi / anatomy.rib_spacing) * (y + 0.35 * d - 1.6 * np.square(d) + anatomy.rib_phase * anatomy.rib_spacing)
-    anterior = (2 * np.pi / (1.3 * anatomy.rib_spacing)) * (y - 0.45 * d + anatomy.rib_phase * anatomy.rib_spacing)
+    offset = anatomy.rib_phase * anatomy.rib_spacing
+    posterior = (2 * np.pi / anatomy.rib_spacing) * (y + 0.35 * d - 1.6 * np.square(d) + offset)
+    anterior = (2 * np.pi / (1.3 * anatomy.rib_spacing)) * (y - 0.45 * d + offset)
     bands = np.maximum(np.cos(posterior) - 0.3, 0.0)
     bands += 0.4 * np.maximum(np.cos(anterior) - 0.5, 0.0)
     bands *= 0.065 * inside
@@ -343,7 +345,8 @@ def _gaussian_window(size: int, cx: float, cy: float, rx: float, ry: float, shar
     return rows, cols, np.exp(-(r2 ** sharpness if sharpness != 1.0 else r2))
 
 
-def _box_of(field_: np.ndarray, rows: slice, cols: slice, threshold: float) -> Optional[tuple[float, float, float, float]]:
+def _box_of(field_: np.ndarray, rows: slice, cols: slice,
+            threshold: float) -> Optional[tuple[float, float, float, float]]:
     """Pixel box (x, y, w, h) of the pixels of a windowed field above ``threshold``, or ``None``."""
     hit = field_ > threshold
     if not hit.any():
@@ -355,16 +358,21 @@ def _box_of(field_: np.ndarray, rows: slice, cols: slice, threshold: float) -> O
 
 
 class _Canvas:
-    """The attenuation map of a frontal view while it is being drawn, with its lung masks."""
+    """A frontal view being drawn: its lung masks (pneumothoraces already shape them) and what it recorded.
+
+    ``lungs`` are the pleural spaces (heart removed), ``aerated`` the parts of them holding lung (and markings);
+    a pneumothorax's ``gap`` between the two is lucent and bounded by a bright pleural line.
+    """
 
     def __init__(self, anatomy: Anatomy, size: int, lesions: Sequence[Lesion]):
         self.anatomy, self.size = anatomy, size
-        heart = heart_mask(anatomy, size)
+        self.heart = heart_mask(anatomy, size)
         elevation = {lesion.side: lesion.elevation for lesion in lesions if isinstance(lesion, PlateAtelectasis)}
-        self.heart = heart
-        self.lungs = {side: lung_mask(anatomy, side, size, dome_shift=elevation.get(side, 0.0)) * (1.0 - heart)
+        self.lungs = {side: lung_mask(anatomy, side, size, dome_shift=elevation.get(side, 0.0)) * (1.0 - self.heart)
                       for side in ("right", "left")}
         self.aerated = dict(self.lungs)
+        self.gap = np.zeros((size, size), np.float32)
+        self.pleura = np.zeros((size, size), np.float32)
         self.pneumothorax_mask: Optional[np.ndarray] = None
         self.boxes: list[tuple[float, float, float, float]] = []
         self.objects: list[tuple[int, list[float]]] = []
@@ -373,12 +381,15 @@ class _Canvas:
                 self._collapse(lesion, elevation.get(lesion.side, 0.0))
 
     def _collapse(self, lesion: Pneumothorax, dome_shift: float) -> None:
+        """Retract one lung from the chest wall: ``pleura = 4 c (1 - c) L^8`` marks the edge of the collapsed
+        lung c inside the pleural space L; the mask is where the gap ``L - c`` exceeds 0.5."""
+        full = self.lungs[lesion.side]
         collapsed = lung_mask(self.anatomy, lesion.side, self.size, lesion.depth, lesion.apex_depth,
                               dome_shift) * (1.0 - self.heart)
-        gap = np.clip(self.lungs[lesion.side] - collapsed, 0.0, 1.0)
+        gap = np.clip(full - collapsed, 0.0, 1.0)
         self.aerated[lesion.side] = collapsed
-        full = self.lungs[lesion.side]
-        self.gap, self.pleura = gap, 4.0 * collapsed * (1.0 - collapsed) * full ** 8
+        self.gap += gap
+        self.pleura += 4.0 * collapsed * (1.0 - collapsed) * full ** 8
         mask = gap > 0.5
         self.pneumothorax_mask = mask if self.pneumothorax_mask is None else self.pneumothorax_mask | mask
 
@@ -409,9 +420,6 @@ class _Canvas:
             density += 0.14 * self.pleura - 0.06 * self.gap
         return density
 
-    def draw(self, density: np.ndarray, lesion: Lesion, rng: np.random.Generator) -> None:
-        _DRAWERS[type(lesion)](self, density, lesion, rng)
-
 
 def _draw_opacity(canvas: _Canvas, density: np.ndarray, lesion: Opacity, rng: np.random.Generator) -> None:
     a, size = canvas.anatomy, canvas.size
@@ -420,8 +428,10 @@ def _draw_opacity(canvas: _Canvas, density: np.ndarray, lesion: Opacity, rng: np
     cx, cy = a.side_x(lesion.side, lesion.u), a.level_y(lesion.t)
     lobes = [(cx + sign * du * a.lung_width, cy + dt * span, scale) for du, dt, scale in lesion.lobes]
     reach = 3.0 / lesion.sharpness ** 0.5
-    rows, cols = _window(size, min(lx - reach * rx * s for lx, _, s in lobes), min(ly - reach * ry * s for _, ly, s in lobes),
-                         max(lx + reach * rx * s for lx, _, s in lobes), max(ly + reach * ry * s for _, ly, s in lobes))
+    rows, cols = _window(size, min(lx - reach * rx * s for lx, _, s in lobes),
+                         min(ly - reach * ry * s for _, ly, s in lobes),
+                         max(lx + reach * rx * s for lx, _, s in lobes),
+                         max(ly + reach * ry * s for _, ly, s in lobes))
     x, y = _axes(size)
     total = np.zeros((rows.stop - rows.start, cols.stop - cols.start), np.float32)
     for lx, ly, scale in lobes:
@@ -457,7 +467,8 @@ def _draw_plate(canvas: _Canvas, density: np.ndarray, lesion: PlateAtelectasis, 
     dx, dy = x[:, cols] - cx, y[rows] - cy
     cos, sin = np.cos(lesion.angle), np.sin(lesion.angle)
     along, across = dx * cos + dy * sin, -dx * sin + dy * cos
-    band = _ramp(lesion.thickness / 2 - np.abs(across), size) * np.clip(1.0 - np.square(along / (lesion.length / 2)), 0, 1)
+    taper = np.clip(1.0 - np.square(along / (lesion.length / 2)), 0, 1)
+    band = _ramp(lesion.thickness / 2 - np.abs(across), size) * taper
     density[rows, cols] += lesion.amplitude * band * canvas.lungs[lesion.side][rows, cols]
 
 
@@ -468,10 +479,6 @@ def _draw_effusion(canvas: _Canvas, density: np.ndarray, lesion: Effusion, rng: 
     surface = a.base_y - lesion.height * (1.0 - 0.6 * np.sqrt(1.0 - u))
     fluid = np.clip((y - surface) / 0.02 + 0.5, 0.0, 1.0)
     density += (lesion.amplitude * LUNG_AIR) * fluid * canvas.lungs[lesion.side]
-
-
-def _draw_pneumothorax(canvas: _Canvas, density: np.ndarray, lesion: Pneumothorax, rng: np.random.Generator) -> None:
-    """Drawn with the base anatomy (its gap and pleural line are part of the lung masks)."""
 
 
 def _draw_foreign_object(canvas: _Canvas, density: np.ndarray, lesion: ForeignObject, rng: np.random.Generator) -> None:
@@ -503,7 +510,6 @@ _DRAWERS = {
     Consolidation: _draw_consolidation,
     PlateAtelectasis: _draw_plate,
     Effusion: _draw_effusion,
-    Pneumothorax: _draw_pneumothorax,
     ForeignObject: _draw_foreign_object,
 }
 
@@ -536,7 +542,8 @@ def render_frontal(anatomy: Anatomy, lesions: Sequence[Lesion], size: int = 256)
     density = canvas.base(rng)
     lesion_rng = np.random.default_rng([anatomy.texture_seed, 1])
     for lesion in lesions:
-        canvas.draw(density, lesion, lesion_rng)
+        if not isinstance(lesion, Pneumothorax):
+            _DRAWERS[type(lesion)](canvas, density, lesion, lesion_rng)
     image = expose(density, anatomy, np.random.default_rng([anatomy.texture_seed, 2]))
     return Rendering(image=image, boxes=canvas.boxes, pneumothorax_mask=canvas.pneumothorax_mask,
                      foreign_objects=canvas.objects)

@@ -7,11 +7,12 @@ Layout written into ``folder``::
     .medvlp_synthetic.json                   completion marker (written last)
 
 Defaults: 1,200 train and 300 test images (times ``scale``); classes ``normal`` / ``pneumonia`` / ``COVID-19``
-drawn per patient with probabilities 4/9 / 3/9 / 2/9, so that images are about 40 / 30 / 30 %. ``normal``: no finding (source rsna). ``pneumonia``: the
-phantom's focal ``lung_opacity`` (70 %) or lobar ``consolidation`` (30 %) (source rsna or cohen).
-``COVID-19``: bilateral peripheral lower-zone ground glass (``covid19``), 1-3 images per patient (sources
-cohen, actmed, sirm, ricord, bimcv). Each finding set may add a pleural effusion (probability 0.1). Train and
-test patients are disjoint. Identical output for identical (seed, scale).
+drawn per patient with probabilities 4/9 / 3/9 / 2/9, so that images are about 40 / 30 / 30 %.
+``normal``: no finding (source rsna). ``pneumonia``: the phantom's focal ``lung_opacity`` (70 %) or lobar
+``consolidation`` (30 %) (source rsna, or cohen one time in five). ``COVID-19``: bilateral peripheral lower-zone
+ground glass (``covid19``), 1-3 images per patient (sources cohen, actmed, sirm, ricord, bimcv). Abnormal images
+add a pleural effusion with probability 0.1. Train and test patients are disjoint. Identical output for
+identical (seed, scale).
 """
 
 from __future__ import annotations

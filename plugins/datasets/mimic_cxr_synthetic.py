@@ -112,7 +112,8 @@ def write_mimic_cxr(folder: Path, seed: int, scale: float = 1.0) -> None:
                 (subject_dir / f"s{study_id}.txt").write_text(report.text)
                 views = [study.view] + (["LL" if rng.random() < 0.2 else "LATERAL"] if lateral else [])
                 clock = int(rng.integers(0, 86_400_000))
-                study_time = f"{clock // 3_600_000:02d}{clock // 60_000 % 60:02d}{clock // 1000 % 60:02d}.{clock % 1000:03d}"
+                hours, minutes, seconds = clock // 3_600_000, clock // 60_000 % 60, clock // 1000 % 60
+                study_time = f"{hours:02d}{minutes:02d}{seconds:02d}.{clock % 1000:03d}"
                 for view in views:
                     dicom_id = synthetic.hex_groups(rng)
                     image = synthetic.render_study(study, lateral=view in ("LATERAL", "LL"), size=IMAGE_SIZE).image
