@@ -1,4 +1,4 @@
-"""The ``medvlp-bench`` command line: plugins, run, leaderboard, data synth, data check.
+"""The ``medvlp-bench`` command line: plugins, run, pretrain, leaderboard, data synth, data check.
 
 Exit status: 0 success; 1 a reported error (bad data, missing weights, ...); 2 a usage error (unknown option,
 unknown method/task/dataset name: printed with did-you-mean suggestions and the available names).
@@ -35,6 +35,16 @@ def _dataset_path(text: str) -> tuple[str, Path]:
     if not sep or not name or not folder:
         raise argparse.ArgumentTypeError(f"expected NAME=DIR, got {text!r}")
     return name, Path(folder)
+
+
+def _option(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
 
 
 def _pct(text: str) -> float:
@@ -82,6 +92,28 @@ def build_parser() -> argparse.ArgumentParser:
                      help="allow loading a checkpoint that needs more than plain tensors (executes pickled code)")
     run.add_argument("--force", action="store_true", help="run even if a record with the same config exists")
     _add_data_options(run)
+
+    pre = commands.add_parser("pretrain", help="pretrain a method on an image-report corpus", formatter_class=_formatter)
+    pre.add_argument("--method", required=True, help="method name (see `medvlp-bench plugins`)")
+    pre.add_argument("--corpus", default="mimic_cxr", help="dataset holding the image-report pairs")
+    pre.add_argument("--image-encoder", default=None,
+                     help="image encoder (default: resnet18 on synthetic data, resnet50 on real data)")
+    pre.add_argument("--text-encoder", default=None,
+                     help="text encoder (default: the method's, e.g. tiny_bert on synthetic, bio_clinicalbert on real)")
+    pre.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: 3 synthetic, 50 real)")
+    pre.add_argument("--batch-size", type=int, default=None, help="batch per device (default: 32 synthetic, 72 real)")
+    pre.add_argument("--devices", type=int, default=1, help="devices per node (GPUs, or CPU processes)")
+    pre.add_argument("--num-nodes", type=int, default=1, help="nodes")
+    pre.add_argument("--strategy", default="auto", help="Lightning strategy (e.g. ddp)")
+    pre.add_argument("--accelerator", default="auto", help="Lightning accelerator (cpu, gpu, auto)")
+    pre.add_argument("--precision", default="32-true", help="Lightning precision (32-true, bf16-mixed, 16-mixed)")
+    pre.add_argument("--num-workers", type=int, default=0, help="data-loader worker processes per device")
+    pre.add_argument("--seed", type=int, default=42, help="training seed")
+    pre.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", type=_option,
+                     help="method option (JSON value), e.g. --option gather_negatives=true (repeatable)")
+    pre.add_argument("--out", type=Path, default=None, help="output folder (default: the model store)")
+    pre.add_argument("--resume", action="store_true", help="continue from the output folder's last checkpoint")
+    _add_data_options(pre)
 
     board = commands.add_parser("leaderboard", help="tables from run records", formatter_class=_formatter)
     board.add_argument("--runs", type=Path, default=Path("results"), help="folder of run records (searched recursively)")
@@ -133,6 +165,29 @@ def command_run(args, registry) -> int:
     return 0
 
 
+def command_pretrain(args, registry) -> int:
+    from medvlp_bench.pretraining.service import PretrainRequest, pretrain, synthetic_descriptor
+    from medvlp_bench.runner import RunRequest, locate_dataset
+
+    corpus = registry.get("dataset", args.corpus)
+    location = locate_dataset(corpus, RunRequest(
+        method=args.method, task="", pct=1.0, data_root=args.data_root, dataset_paths=dict(args.dataset_path),
+        synthetic=args.data == "synthetic", synthetic_seed=args.synthetic_seed, synthetic_scale=args.synthetic_scale,
+    ))
+    request = PretrainRequest(
+        method=args.method, corpus=corpus.name, data_source=location.source, corpus_folder=location.folder,
+        synthetic=synthetic_descriptor(args.synthetic_seed, args.synthetic_scale) if location.source == "synthetic"
+        else None,
+        image_encoder=args.image_encoder, text_encoder=args.text_encoder, max_epochs=args.epochs,
+        batch_size=args.batch_size, devices=args.devices, num_nodes=args.num_nodes, strategy=args.strategy,
+        accelerator=args.accelerator, precision=args.precision, num_workers=args.num_workers, seed=args.seed,
+        resume=args.resume, options=dict(args.option), out_dir=args.out,
+    )
+    checkpoint = pretrain(registry, request)
+    print(f"pretrained {args.method}: {checkpoint}")
+    return 0
+
+
 def command_leaderboard(args, registry) -> int:
     from medvlp_bench.leaderboard import build_leaderboard
     from medvlp_bench.records import load_records
@@ -177,7 +232,13 @@ def command_data(args, registry) -> int:
     return 0
 
 
-COMMANDS = {"plugins": command_plugins, "run": command_run, "leaderboard": command_leaderboard, "data": command_data}
+COMMANDS = {
+    "plugins": command_plugins,
+    "run": command_run,
+    "pretrain": command_pretrain,
+    "leaderboard": command_leaderboard,
+    "data": command_data,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
