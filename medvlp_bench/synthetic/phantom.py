@@ -17,9 +17,10 @@ Image formation
     The renderer composes a dimensionless attenuation map ``D`` (soft tissue 0.5, aerated lung 0.5 - 0.38,
     bone adds 0.08-0.2, metal adds >= 0.6) and maps it to grey values::
 
-        I = clip(brightness + contrast * D, 0, 1) ** gamma * (1 + heel * (y - 0.5)) + N(0, noise ** 2)
+        I = clip(brightness + contrast * D, 0, 1) ** gamma * (1 + heel * (y - 0.5)) + noise * T
 
-    quantised to uint8 (0 = black = air, 255 = white = metal). Edges are anti-aliased with a linear ramp
+    quantised to uint8 (0 = black = air, 255 = white = metal); T is unit-variance triangular noise (the sum of two
+    uniform random bytes, centred and scaled: nearly Gaussian and seven times cheaper to draw). Edges are anti-aliased with a linear ramp
     1.5 px wide; lung markings are the zero-level curves of smooth random noise, brighter near the hilum.
 
 Cost: about 2-4 ms for a 256 x 256 frontal image on one CPU core (vectorised numpy on cached grids;
@@ -42,6 +43,8 @@ RECTANGLE, ELLIPSE, POLYGON = 0, 1, 2
 
 SOFT_TISSUE = 0.5
 LUNG_AIR = 0.38
+#: standard deviation of the sum of two uniform random bytes: sqrt(2 (256^2 - 1) / 12)
+TRIANGULAR_STD = float(np.sqrt(2 * (256**2 - 1) / 12))
 
 
 @dataclass(frozen=True)
@@ -523,9 +526,10 @@ def expose(density: np.ndarray, anatomy: Anatomy, rng: np.random.Generator) -> n
     np.clip(grey, 0.0, 1.0, out=grey)
     np.power(grey, np.float32(anatomy.gamma), out=grey)
     grey *= (1.0 + anatomy.heel * (y - 0.5)) * np.float32(255.0)
-    noise = rng.standard_normal(density.shape, dtype=np.float32)
-    noise *= np.float32(anatomy.noise * 255.0)
-    grey += noise
+    count = density.size
+    raw = np.frombuffer(rng.bytes(2 * count), np.uint8).reshape(2, *density.shape)
+    triangular = raw.sum(axis=0, dtype=np.int16) - np.int16(255)
+    grey += triangular * np.float32(anatomy.noise * 255.0 / TRIANGULAR_STD)
     grey += np.float32(0.5)
     np.clip(grey, 0, 255, out=grey)
     return grey.astype(np.uint8)
