@@ -8,8 +8,6 @@ installed) and, when training finishes, ``model.ckpt`` (weights and hyper-parame
 from __future__ import annotations
 
 import importlib.util
-import json
-import os
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -17,16 +15,7 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-FINAL_CHECKPOINT = "model.ckpt"
-LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
-
-
-def write_config(out_dir: Path, config: Mapping[str, Any]) -> None:
-    """Write ``config.json`` atomically."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    temporary = out_dir / f".config.json.tmp-{os.getpid()}"
-    temporary.write_text(json.dumps(config, indent=2, sort_keys=True, default=str))
-    os.replace(temporary, out_dir / "config.json")
+from medvlp_bench.pretraining.model_store import FINAL_CHECKPOINT, LAST_CHECKPOINT
 
 
 def _loggers(out_dir: Path) -> list:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from medvlp_bench.data.locations import harness_home
-from medvlp_bench.pretraining.fit import FINAL_CHECKPOINT
+
+FINAL_CHECKPOINT = "model.ckpt"
+LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 
 
 def pretrain_key(config: Mapping[str, Any]) -> str:
@@ -29,3 +32,11 @@ def stored_checkpoint(method: str, key: str) -> Optional[Path]:
     """The stored final checkpoint for this method and config key, or ``None``."""
     path = store_folder(method, key) / FINAL_CHECKPOINT
     return path if path.is_file() else None
+
+
+def write_config(out_dir: Path, config: Mapping[str, Any]) -> None:
+    """Write ``config.json`` into ``out_dir`` atomically."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    temporary = out_dir / f".config.json.tmp-{os.getpid()}"
+    temporary.write_text(json.dumps(config, indent=2, sort_keys=True, default=str))
+    os.replace(temporary, out_dir / "config.json")

@@ -14,8 +14,7 @@ from typing import Any, Optional
 from medvlp_bench.data.locations import SYNTHETIC_VERSION, harness_home
 from medvlp_bench.data.splits import split_hash
 from medvlp_bench.errors import MedvlpError, WeightsNotFoundError
-from medvlp_bench.pretraining.fit import write_config
-from medvlp_bench.pretraining.model_store import pretrain_key, store_folder, stored_checkpoint
+from medvlp_bench.pretraining.model_store import pretrain_key, store_folder, stored_checkpoint, write_config
 from medvlp_bench.registry import Registry
 from medvlp_bench.specs import DatasetSpec, MethodSpec, PretrainContext, SplitTables
 
