@@ -14,10 +14,22 @@ Example (a method plugin)::
         return [MethodSpec(name="mymethod", description="...", load_image_encoder=_load)]
 """
 
+import importlib
+
 from medvlp_bench import synthetic
+from medvlp_bench.checkpoints import LoadReport, load_encoder_checkpoint, safe_load
+from medvlp_bench.data.array_cache import cached_array
 from medvlp_bench.data.dicom_writer import write_dicom
+from medvlp_bench.data.image_cache import (
+    letterbox,
+    letterbox_geometry,
+    prepare_images,
+    prepared_side,
+    prepared_sizes,
+)
 from medvlp_bench.data.image_io import read_image
 from medvlp_bench.data.splits import partition
+from medvlp_bench.protocols.feature_cache import model_input, normalise, preferred_device
 from medvlp_bench.encoder import ImageEncoder, TextEncoder, TextFeatures
 from medvlp_bench.errors import DataError, MedvlpError, WeightsNotFoundError
 from medvlp_bench.hookspecs import hookimpl
@@ -36,12 +48,36 @@ from medvlp_bench.specs import (
     TextEncoderSpec,
 )
 
+#: Pretraining machinery, imported on first access: it needs Lightning, which plugins that never pretrain skip.
+_LAZY_EXPORTS = {
+    "ImageTextDataModule": "medvlp_bench.pretraining.image_text_data",
+    "fit_pretraining": "medvlp_bench.pretraining.fit",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY_EXPORTS:
+        return getattr(importlib.import_module(_LAZY_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
+    "cached_array",
+    "letterbox",
+    "letterbox_geometry",
+    "model_input",
+    "normalise",
+    "preferred_device",
+    "prepare_images",
+    "prepared_side",
+    "prepared_sizes",
     "SAMPLE_COLUMNS",
     "DataError",
     "DatasetSpec",
     "ImageEncoder",
     "ImageEncoderSpec",
+    "ImageTextDataModule",
+    "LoadReport",
     "MedvlpError",
     "MethodContext",
     "MethodSpec",
@@ -55,9 +91,12 @@ __all__ = [
     "TextEncoderSpec",
     "TextFeatures",
     "WeightsNotFoundError",
+    "fit_pretraining",
     "hookimpl",
+    "load_encoder_checkpoint",
     "partition",
     "read_image",
+    "safe_load",
     "synthetic",
     "write_dicom",
 ]

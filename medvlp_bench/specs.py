@@ -144,7 +144,10 @@ class TaskSpec:
     """A downstream task: a dataset, its splits and targets, and the protocol that evaluates it.
 
     Targets: ``target="binary"`` or ``"multilabel"``: one 0/1 column per name in ``label_names``;
-    ``target="multiclass"``: one integer column ``label`` indexing ``label_names``.
+    ``target="multiclass"``: one integer column ``label`` indexing ``label_names``;
+    ``target="boxes"`` (detection): a column ``boxes``, per row a list of ``[x, y, w, h]`` in original image pixels
+    (top-left corner, width, height; empty list = no object), one class per task (``label_names``);
+    ``target="mask"`` (segmentation): ``load_mask(row)`` returns the row's (H, W) bool mask at the original image size.
     ``load_splits(folder)`` reads the raw download in ``folder`` and returns the derived splits;
     ``split_rule`` says in words how (seeds included), and is recorded with every run.
     ``hparams`` are the protocol's defaults for this task (the reference protocol's values).
@@ -156,11 +159,12 @@ class TaskSpec:
     description: str
     load_splits: Callable[[Path], SplitTables]
     label_names: tuple[str, ...]
-    target: Literal["binary", "multilabel", "multiclass"]
+    target: Literal["binary", "multilabel", "multiclass", "boxes", "mask"]
     primary_metric: str
     higher_is_better: bool = True
     split_rule: str = ""
     hparams: Mapping[str, Any] = field(default_factory=dict)
+    load_mask: Optional[Callable[[pd.Series], Any]] = None
 
 
 @dataclass(frozen=True)

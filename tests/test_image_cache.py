@@ -58,3 +58,21 @@ def test_parallel_preparation_matches_serial(tmp_path):
     serial, _ = prepare_images(table, 16, tmp_path / "a", workers=1)
     parallel, _ = prepare_images(table, 16, tmp_path / "b", workers=2)
     assert np.array_equal(np.asarray(serial), np.asarray(parallel))
+
+
+def test_original_sizes_are_kept_and_geometry_maps_points(tmp_path):
+    from medvlp_bench.data.image_cache import letterbox_geometry, prepared_sizes
+
+    table = _table(tmp_path, count=3, size=(40, 20))
+    images, key = prepare_images(table, 16, tmp_path / "cache", workers=1)
+    assert prepared_sizes(key, tmp_path / "cache").tolist() == [[40, 20]] * 3
+    scale, top, left = letterbox_geometry(40, 20, 16)
+    assert (scale, top, left) == (0.4, 0, 4)
+    assert images[0, 0, left] != 0 and images[0, 0, left - 1] == 0
+
+
+def test_bool_masks_letterbox_with_nearest_neighbour():
+    mask = np.zeros((40, 20), dtype=bool)
+    mask[:20] = True
+    out = letterbox(mask, 16)
+    assert out.dtype == bool and out[:8, 4:12].all() and not out[8:].any()

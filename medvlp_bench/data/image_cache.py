@@ -2,7 +2,8 @@
 
 Preparation of one image: decode (DICOM/JPEG/PNG -> grey uint8), resize so that the longer side is ``side``
 pixels (area interpolation, PIL ``BOX``), and zero-pad to ``side x side`` with the image centred.
-The cache file is named by the sha256 of ``side`` and, per row, the image path, size in bytes and modification
+The original (height, width) of each image is kept beside the cache (:func:`prepared_sizes`), so protocols can map
+boxes and masks with :func:`letterbox_geometry`. The cache file is named by the sha256 of ``side`` and, per row, the image path, size in bytes and modification
 time (ns), so a changed file or a different table yields a new cache. Files are written under a temporary
 name and renamed when complete; a killed preparation never leaves a cache that looks complete.
 """
@@ -33,13 +34,14 @@ def prepared_side(input_size: int) -> int:
 
 
 def letterbox(image: np.ndarray, side: int) -> np.ndarray:
-    """Resize ``image`` (H, W) so its longer side is ``side`` (area interpolation), then zero-pad to square."""
+    """Resize ``image`` (H, W) so its longer side is ``side`` (area interpolation; nearest for a bool mask), then
+    zero-pad to square (see :func:`letterbox_geometry`)."""
     height, width = image.shape
-    scale = side / max(height, width)
+    scale, top, left = letterbox_geometry(height, width, side)
     new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
-    resized = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.Resampling.BOX))
-    out = np.zeros((side, side), dtype=np.uint8)
-    top, left = (side - new_h) // 2, (side - new_w) // 2
+    resample = Image.Resampling.NEAREST if image.dtype == bool else Image.Resampling.BOX
+    resized = np.asarray(Image.fromarray(image).resize((new_w, new_h), resample))
+    out = np.zeros((side, side), dtype=image.dtype)
     out[top : top + new_h, left : left + new_w] = resized
     return out
 
@@ -56,12 +58,13 @@ def cache_key(table: pd.DataFrame, side: int) -> str:
     return digest.hexdigest()
 
 
-def _prepare_one(args: tuple[str, int]) -> tuple[np.ndarray | None, str | None]:
+def _prepare_one(args: tuple[str, int]) -> tuple[np.ndarray | None, tuple[int, int], str | None]:
     path, side = args
     try:
-        return letterbox(read_image(path), side), None
+        image = read_image(path)
+        return letterbox(image, side), image.shape, None
     except DataError as error:
-        return None, str(error)
+        return None, (0, 0), str(error)
 
 
 def _failure_message(table: pd.DataFrame, failures: list[tuple[int, str]]) -> str:
@@ -92,16 +95,18 @@ def prepare_images(
     temporary = cache_root / f"{key}.u8.tmp-{os.getpid()}"
     array = np.memmap(temporary, dtype=np.uint8, mode="w+", shape=shape)
     failures: list[tuple[int, str]] = []
+    sizes = np.zeros((len(table), 2), dtype=np.int32)
     jobs = [(str(p), side) for p in table["image_path"]]
     workers = workers or os.cpu_count() or 1
     progress = tqdm(total=len(jobs), desc=f"preparing {label} ({side}px)", unit="img", leave=False)
     try:
         results = _map(jobs, workers)
-        for index, (image, reason) in enumerate(results):
+        for index, (image, size, reason) in enumerate(results):
             if image is None:
                 failures.append((index, reason))
             else:
                 array[index] = image
+                sizes[index] = size
             progress.update()
     finally:
         progress.close()
@@ -111,9 +116,23 @@ def prepare_images(
         raise DataError(_failure_message(table, failures))
     array.flush()
     del array
+    np.save(cache_root / f"{key}.sizes.npy", sizes)
     os.replace(temporary, path)
     meta_path.write_text(json.dumps({"side": side, "count": len(table)}))
     return np.memmap(path, dtype=np.uint8, mode="r", shape=shape), key
+
+
+def prepared_sizes(key: str, cache_root: Path) -> np.ndarray:
+    """Original (height, width) in pixels of each image of a prepared cache, (N, 2) int32."""
+    return np.load(Path(cache_root) / f"{key}.sizes.npy")
+
+
+def letterbox_geometry(height: int, width: int, side: int) -> tuple[float, int, int]:
+    """``(scale, top, left)`` of :func:`letterbox`: a point (x, y) of the original image lands at
+    ``(x * scale + left, y * scale + top)`` in the prepared image."""
+    scale = side / max(height, width)
+    new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
+    return scale, (side - new_h) // 2, (side - new_w) // 2
 
 
 def _map(jobs: list[tuple[str, int]], workers: int):
