@@ -187,7 +187,7 @@ def test_check_never_raises_on_an_empty_folder(tmp_path):
 
 def test_specs():
     (dataset,) = rsna.medvlp_bench_datasets()
-    (task,) = rsna.medvlp_bench_tasks()
+    task = rsna.medvlp_bench_tasks()[0]
     assert (dataset.name, dataset.folder) == ("rsna", "rsna-pneumonia")
     assert dataset.citation and dataset.url and callable(dataset.write_synthetic)
     assert (task.name, task.dataset, task.protocol, task.target) == ("rsna_cls", "rsna", "linear_probe", "binary")
@@ -209,4 +209,5 @@ def test_registered_through_the_entry_point():
     manager.add_hookspecs(hookspecs)
     assert manager.load_setuptools_entrypoints(hookspecs.PROJECT, name="rsna") == 1
     assert [spec.name for specs in manager.hook.medvlp_bench_datasets() for spec in specs] == ["rsna"]
-    assert [spec.name for specs in manager.hook.medvlp_bench_tasks() for spec in specs] == ['rsna_cls']
+    tasks = [spec.name for specs in manager.hook.medvlp_bench_tasks() for spec in specs]
+    assert tasks == ["rsna_cls", "rsna_det", "rsna_seg"]

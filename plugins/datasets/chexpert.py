@@ -36,7 +36,6 @@ does not remove it, since zero-shot and retrieval never train on CheXpert.
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
@@ -51,8 +50,8 @@ from medvlp_bench.api import (
     TaskSpec,
     hookimpl,
     partition,
-    read_image,
 )
+from medvlp_bench_plugins.datasets.raw_tables import decode_problems, listed, missing_images, read_csv_rows
 
 CITATION = (
     "Irvin J, Rajpurkar P, Ko M, et al. CheXpert: A Large Chest Radiograph Dataset with Uncertainty Labels and "
@@ -81,60 +80,13 @@ SPLIT_RULE = (
 )
 #: linear-probe defaults of the reference protocol (mgca-reference.md section 3)
 LINEAR_PROBE_HPARAMS = {"lr": 5e-4, "weight_decay": 1e-6, "batch_size": 48, "max_epochs": 50, "patience": 10}
-#: problems of one kind that check() lists before summarising the rest
-MAX_LISTED = 10
-#: images per CSV that check() decodes
-DECODE_SAMPLE = 5
-#: missing images named in one error message
-MISSING_SHOWN = 5
 #: stands for a blank observation when rows are compared
 BLANK = -9.0
 
 
-def _read_csv_rows(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
-    """Read a CSV as strings, plus ``source_row`` (1-based line number, header = 1); blank lines are skipped.
-
-    Raises :class:`DataError` (file, row) for a missing file, an undecodable file, a missing required column or a
-    row whose field count differs from the header's.
-    """
-    if not path.is_file():
-        raise DataError("file not found", file=str(path))
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
-            try:
-                return _csv_frame(reader, str(path), required)
-            except csv.Error as error:
-                raise DataError(f"cannot parse CSV ({error})", file=str(path), row=reader.line_num) from None
-    except UnicodeDecodeError as error:
-        raise DataError(f"not a UTF-8 text file ({error})", file=str(path)) from None
-
-
-def _csv_frame(reader, file: str, required: tuple[str, ...]) -> pd.DataFrame:
-    """The rows of an open ``csv.reader`` as a string DataFrame with ``source_row`` (see :func:`_read_csv_rows`)."""
-    header = [name.strip() for name in next(reader, [])]
-    duplicated = sorted({name for name in header if header.count(name) > 1})
-    if duplicated:
-        raise DataError(f"duplicated column(s) {duplicated} in header", file=file, row=1)
-    missing = [name for name in required if name not in header]
-    if missing:
-        raise DataError(f"missing column(s) {missing}; header is {header}", file=file, row=1)
-    records, rows = [], []
-    for record in reader:
-        if not any(field.strip() for field in record):
-            continue
-        if len(record) != len(header):
-            raise DataError(f"expected {len(header)} fields, found {len(record)}", file=file, row=reader.line_num)
-        records.append(record)
-        rows.append(reader.line_num)
-    frame = pd.DataFrame(records, columns=header, dtype=str)
-    frame["source_row"] = np.asarray(rows, dtype=np.int64)
-    return frame
-
-
 def _read_rows(path: Path) -> pd.DataFrame:
     """The rows of train.csv / valid.csv with Path and Frontal/Lateral stripped of surrounding blanks."""
-    frame = _read_csv_rows(path, REQUIRED_COLUMNS)
+    frame = read_csv_rows(path, REQUIRED_COLUMNS)
     return frame.assign(**{"Path": frame["Path"].str.strip(), VIEW_COLUMN: frame[VIEW_COLUMN].str.strip()})
 
 
@@ -235,20 +187,6 @@ def _task_table(observations: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values("sample_id").reset_index(drop=True)
 
 
-def _missing_images(table: pd.DataFrame, file: str) -> DataError | None:
-    """A DataError naming the first missing images with their rows and the count, or ``None``."""
-    absent = ~np.fromiter((os.path.exists(path) for path in table["image_path"]), dtype=bool, count=len(table))
-    if not absent.any():
-        return None
-    missing = table.loc[absent, ["source_row", "image_path"]].sort_values("source_row")
-    shown = "; ".join(f"row {row}: {path}" for row, path in missing.head(MISSING_SHOWN).itertuples(index=False))
-    more = "; ..." if len(missing) > MISSING_SHOWN else ""
-    return DataError(
-        f"{len(missing)} of {len(table)} referenced image file(s) not found ({shown}{more})",
-        file=file, row=int(missing["source_row"].iloc[0]),
-    )
-
-
 def _overlap_problem(train: pd.DataFrame, test: pd.DataFrame) -> DataError | None:
     """A DataError if a Path of valid.csv also appears in train.csv (test leaking into training), else ``None``."""
     shared = test[test["sample_id"].isin(set(train["sample_id"]))]
@@ -274,7 +212,7 @@ def load_frontal(folder: Path, name: str) -> pd.DataFrame:
     frontal = table[table["frontal"]].drop(columns="frontal").reset_index(drop=True)
     if frontal.empty:
         raise DataError("no frontal rows", file=str(path))
-    missing = _missing_images(frontal, str(path))
+    missing = missing_images(frontal, str(path))
     if missing is not None:
         raise missing
     return frontal
@@ -323,26 +261,6 @@ def five_by_two_hundred(folder: Path, per_label: int = 200, seed: int = FIVE_BY_
     return pd.concat(parts, ignore_index=True)
 
 
-def _listed(problems: list, file: str) -> list[str]:
-    """The first MAX_LISTED problems as text, then one line counting the rest."""
-    lines = [str(problem) for problem in problems[:MAX_LISTED]]
-    if len(problems) > MAX_LISTED:
-        lines.append(f"{file}: ... and {len(problems) - MAX_LISTED} more problem(s) of this kind")
-    return lines
-
-
-def _decode_problems(table: pd.DataFrame) -> list[str]:
-    """Decoding failures among the first DECODE_SAMPLE existing images of ``table``."""
-    present = [path for path in table["image_path"] if os.path.exists(path)][:DECODE_SAMPLE]
-    problems = []
-    for path in present:
-        try:
-            read_image(path)
-        except DataError as error:
-            problems.append(str(error))
-    return problems
-
-
 def _check_file(folder: Path, name: str) -> tuple[list[str], pd.DataFrame | None]:
     """Problems of one CSV and its images (all views), and its table of valid rows (``None`` if unreadable)."""
     path = Path(folder) / name
@@ -355,11 +273,11 @@ def _check_file(folder: Path, name: str) -> tuple[list[str], pd.DataFrame | None
     problems = _row_problems(frame, str(path))
     bad_rows = {problem.row for problem in problems}
     table = _observation_table(frame[~frame["source_row"].isin(bad_rows)], Path(folder), str(path))
-    lines = _listed(problems, str(path))
-    missing = _missing_images(table, str(path))
+    lines = listed(problems, str(path))
+    missing = missing_images(table, str(path))
     if missing is not None:
         lines.append(str(missing))
-    return lines + _decode_problems(table), table
+    return lines + decode_problems(table["image_path"]), table
 
 
 def check(folder: Path) -> list[str]:

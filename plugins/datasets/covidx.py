@@ -36,7 +36,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from medvlp_bench.api import DataError, DatasetSpec, SplitTables, TaskSpec, hookimpl, partition, read_image
+from medvlp_bench.api import DataError, DatasetSpec, SplitTables, TaskSpec, hookimpl, partition
+from medvlp_bench_plugins.datasets.raw_tables import decode_problems, first_by_row, listed, missing_images
 
 CITATION = (
     "Wang L, Lin ZQ, Wong A. COVID-Net: a tailored deep convolutional neural network design for detection of "
@@ -57,12 +58,6 @@ SPLIT_RULE = (
 )
 #: linear-probe defaults of the reference protocol (mgca-reference.md section 3)
 LINEAR_PROBE_HPARAMS = {"lr": 5e-4, "weight_decay": 1e-6, "batch_size": 48, "max_epochs": 50, "patience": 10}
-#: problems of one kind that check() lists before summarising the rest
-MAX_LISTED = 10
-#: images per list that check() decodes
-DECODE_SAMPLE = 5
-#: missing images named in one error message
-MISSING_SHOWN = 5
 
 
 def _line_problem(fields: list[str]) -> str | None:
@@ -128,30 +123,16 @@ def _sample_table(frame: pd.DataFrame, folder: Path, list_name: str) -> pd.DataF
     })
 
 
-def _missing_images(table: pd.DataFrame, file: str) -> DataError | None:
-    """A DataError naming the first missing images with their rows and the count, or ``None``."""
-    absent = ~np.fromiter((os.path.exists(path) for path in table["image_path"]), dtype=bool, count=len(table))
-    if not absent.any():
-        return None
-    missing = table.loc[absent, ["source_row", "image_path"]].sort_values("source_row")
-    shown = "; ".join(f"row {row}: {path}" for row, path in missing.head(MISSING_SHOWN).itertuples(index=False))
-    more = "; ..." if len(missing) > MISSING_SHOWN else ""
-    return DataError(
-        f"{len(missing)} of {len(table)} referenced image file(s) not found ({shown}{more})",
-        file=file, row=int(missing["source_row"].iloc[0]),
-    )
-
-
 def load_list(folder: Path, list_name: str) -> pd.DataFrame:
     """The validated sample table of one list (train or test); raises DataError on any problem."""
     path = Path(folder) / list_name
     frame, problems = _read_list(path)
     if problems:
-        raise min(problems, key=lambda problem: problem.row)
+        raise first_by_row(problems)
     table = _sample_table(frame, Path(folder), list_name)
     if table.empty:
         raise DataError("no entries", file=str(path))
-    missing = _missing_images(table, str(path))
+    missing = missing_images(table, str(path))
     if missing is not None:
         raise missing
     return table
@@ -166,26 +147,6 @@ def load_splits(folder: Path) -> SplitTables:
     return SplitTables(train=train, val=val, test=test)
 
 
-def _listed(problems: list, file: str) -> list[str]:
-    """The first MAX_LISTED problems as text, then one line counting the rest."""
-    lines = [str(problem) for problem in sorted(problems, key=lambda problem: problem.row)[:MAX_LISTED]]
-    if len(problems) > MAX_LISTED:
-        lines.append(f"{file}: ... and {len(problems) - MAX_LISTED} more problem(s) of this kind")
-    return lines
-
-
-def _decode_problems(table: pd.DataFrame) -> list[str]:
-    """Decoding failures among the first DECODE_SAMPLE existing images of ``table``."""
-    present = [path for path in table["image_path"] if os.path.exists(path)][:DECODE_SAMPLE]
-    problems = []
-    for path in present:
-        try:
-            read_image(path)
-        except DataError as error:
-            problems.append(str(error))
-    return problems
-
-
 def _check_list(folder: Path, list_name: str) -> list[str]:
     """Problems of one list: its lines, its missing images, and decoding failures in a sample."""
     path = Path(folder) / list_name
@@ -196,11 +157,11 @@ def _check_list(folder: Path, list_name: str) -> list[str]:
     if frame.empty and not problems:
         return [f"{path}: no entries"]
     table = _sample_table(frame, Path(folder), list_name)
-    lines = _listed(problems, str(path))
-    missing = _missing_images(table, str(path))
+    lines = listed(sorted(problems, key=lambda problem: problem.row), str(path))
+    missing = missing_images(table, str(path))
     if missing is not None:
         lines.append(str(missing))
-    return lines + _decode_problems(table)
+    return lines + decode_problems(table["image_path"])
 
 
 def check(folder: Path) -> list[str]:

@@ -1,4 +1,4 @@
-"""RSNA Pneumonia Detection Challenge (stage 2): dataset ``rsna`` and task ``rsna_cls``.
+"""RSNA Pneumonia Detection Challenge (stage 2): dataset ``rsna`` and tasks ``rsna_cls``, ``rsna_det``, ``rsna_seg``.
 
 Citation: G. Shih, C. C. Wu, S. S. Halabi, M. D. Kohli, L. M. Prevedello, T. S. Cook, et al. Augmenting the
 National Institutes of Health Chest Radiograph Dataset with Expert Annotations of Possible Pneumonia.
@@ -18,7 +18,13 @@ Target, else a :class:`DataError` names the rows. A Target-1 row carries one box
 height > 0, original pixel coordinates); a Target-0 row carries none (empty box fields). The sample table keeps a
 patient's boxes in column ``boxes`` (list of ``[x, y, width, height]`` floats; empty for negatives).
 
-Split rule: patients (never rows) are partitioned 60 / 20 / 20 into train / val / test by
+Tasks: ``rsna_cls`` classifies ``Pneumonia`` (linear probe). ``rsna_det`` detects the boxes of column ``boxes``
+(class "Lung Opacity"). ``rsna_seg`` segments the union of a patient's boxes, filled, at the DICOM's size (Rows x
+Columns from its header, pixels not decoded): pixel (row r, column c) is inside box [x, y, w, h] when its centre
+(c + 0.5, r + 0.5) lies in [x, x + w) x [y, y + h); box parts outside the image are cut off. Negatives have an
+empty mask.
+
+Split rule (all three tasks): patients (never rows) are partitioned 60 / 20 / 20 into train / val / test by
 ``partition(patientIds, seed=0)`` (sorted ids, seeded permutation); sizes floor(0.6 n), floor(0.2 n) and the
 remainder. For the 26,684 stage-2 patients: 16,010 / 5,336 / 5,338 (the reference's chained scikit-learn splits
 with random_state 0 give 16,010 / 5,337 / 5,337).
@@ -29,14 +35,21 @@ Sample table columns: ``sample_id`` (patientId), ``image_path``, ``source_file``
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from medvlp_bench.api import DataError, DatasetSpec, SplitTables, TaskSpec, hookimpl, partition, read_image
+from medvlp_bench.api import DataError, DatasetSpec, SplitTables, TaskSpec, hookimpl, partition
+from medvlp_bench_plugins.datasets.raw_tables import (
+    decode_problems,
+    dicom_size,
+    is_dicom,
+    listed,
+    missing_images,
+    read_csv_rows,
+)
 
 CITATION = (
     "Shih G, Wu CC, Halabi SS, et al. Augmenting the National Institutes of Health Chest Radiograph Dataset with "
@@ -54,55 +67,15 @@ SPLIT_RULE = (
     "patients partitioned 60/20/20 into train/val/test by medvlp_bench partition(sorted patientIds, seed=0); "
     "sizes floor(0.6n), floor(0.2n), remainder"
 )
-#: linear-probe defaults of the reference protocol (mgca-reference.md section 3)
+#: label of the boxes and masks of rsna_det and rsna_seg
+OPACITY_LABEL_NAMES = ("Lung Opacity",)
+#: defaults of the reference protocols (mgca-reference.md section 3)
 LINEAR_PROBE_HPARAMS = {"lr": 5e-4, "weight_decay": 1e-6, "batch_size": 48, "max_epochs": 50, "patience": 10}
-#: problems of one kind that check() lists before summarising the rest
-MAX_LISTED = 10
-#: images that check() decodes completely (all are checked for the DICOM marker)
-DECODE_SAMPLE = 5
-#: missing images named in one error message
-MISSING_SHOWN = 5
-
-
-def _read_csv_rows(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
-    """Read a CSV as strings, plus ``source_row`` (1-based line number, header = 1); blank lines are skipped.
-
-    Raises :class:`DataError` (file, row) for a missing file, an undecodable file, a missing required column or a
-    row whose field count differs from the header's.
-    """
-    if not path.is_file():
-        raise DataError("file not found", file=str(path))
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
-            try:
-                return _csv_frame(reader, str(path), required)
-            except csv.Error as error:
-                raise DataError(f"cannot parse CSV ({error})", file=str(path), row=reader.line_num) from None
-    except UnicodeDecodeError as error:
-        raise DataError(f"not a UTF-8 text file ({error})", file=str(path)) from None
-
-
-def _csv_frame(reader, file: str, required: tuple[str, ...]) -> pd.DataFrame:
-    """The rows of an open ``csv.reader`` as a string DataFrame with ``source_row`` (see :func:`_read_csv_rows`)."""
-    header = [name.strip() for name in next(reader, [])]
-    duplicated = sorted({name for name in header if header.count(name) > 1})
-    if duplicated:
-        raise DataError(f"duplicated column(s) {duplicated} in header", file=file, row=1)
-    missing = [name for name in required if name not in header]
-    if missing:
-        raise DataError(f"missing column(s) {missing}; header is {header}", file=file, row=1)
-    records, rows = [], []
-    for record in reader:
-        if not any(field.strip() for field in record):
-            continue
-        if len(record) != len(header):
-            raise DataError(f"expected {len(header)} fields, found {len(record)}", file=file, row=reader.line_num)
-        records.append(record)
-        rows.append(reader.line_num)
-    frame = pd.DataFrame(records, columns=header, dtype=str)
-    frame["source_row"] = np.asarray(rows, dtype=np.int64)
-    return frame
+DETECTION_HPARAMS = {
+    "lr": 5e-4, "lr_at_1pct": 2e-4, "weight_decay": 1e-6, "batch_size": 16, "batch_size_at_1pct": 8,
+    "max_epochs": 50, "patience": 10,
+}
+SEGMENTATION_HPARAMS = {"lr": 5e-4, "weight_decay": 0.05, "batch_size": 16, "max_epochs": 50, "patience": 10}
 
 
 def _target_problems(frame: pd.DataFrame, target: pd.Series, file: str) -> list[DataError]:
@@ -175,31 +148,17 @@ def _patient_table(frame: pd.DataFrame, folder: Path, file: str) -> pd.DataFrame
     })
 
 
-def _missing_images(table: pd.DataFrame, file: str) -> DataError | None:
-    """A DataError naming the first missing images with their rows and the count, or ``None``."""
-    absent = ~np.fromiter((os.path.exists(path) for path in table["image_path"]), dtype=bool, count=len(table))
-    if not absent.any():
-        return None
-    missing = table.loc[absent, ["source_row", "image_path"]].sort_values("source_row")
-    shown = "; ".join(f"row {row}: {path}" for row, path in missing.head(MISSING_SHOWN).itertuples(index=False))
-    more = "; ..." if len(missing) > MISSING_SHOWN else ""
-    return DataError(
-        f"{len(missing)} of {len(table)} referenced image file(s) not found ({shown}{more})",
-        file=file, row=int(missing["source_row"].iloc[0]),
-    )
-
-
 def load_table(folder: Path) -> pd.DataFrame:
     """The validated per-patient table of the raw download in ``folder`` (raises DataError on any problem)."""
     path = Path(folder) / LABELS_CSV
-    frame = _read_csv_rows(path, REQUIRED_COLUMNS)
+    frame = read_csv_rows(path, REQUIRED_COLUMNS)
     problems = _row_problems(frame, str(path))
     if problems:
         raise problems[0]
     table = _patient_table(frame, Path(folder), str(path))
     if table.empty:
         raise DataError("no data rows", file=str(path))
-    missing = _missing_images(table, str(path))
+    missing = missing_images(table, str(path))
     if missing is not None:
         raise missing
     return table
@@ -213,37 +172,32 @@ def load_splits(folder: Path) -> SplitTables:
     return SplitTables(**chosen)
 
 
-def _is_dicom(path: str) -> bool:
-    """Whether ``path`` reads like a DICOM part-10 file (128-byte preamble, then ``DICM``)."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(132)[128:] == b"DICM"
-    except OSError:
-        return False
+def boxes_mask(boxes: list, height: int, width: int) -> np.ndarray:
+    """The (height, width) bool mask of the union of ``[x, y, w, h]`` boxes, filled (pixel centres inside, see the
+    module docstring)."""
+    mask = np.zeros((height, width), dtype=bool)
+    for x, y, w, h in boxes:
+        top, bottom = np.clip(np.ceil(np.array([y, y + h]) - 0.5).astype(np.int64), 0, height)
+        left, right = np.clip(np.ceil(np.array([x, x + w]) - 0.5).astype(np.int64), 0, width)
+        mask[top:bottom, left:right] = True
+    return mask
+
+
+def load_mask(row: pd.Series) -> np.ndarray:
+    """The ``rsna_seg`` mask of a sample row: its boxes filled at the size of its DICOM (read from the header)."""
+    height, width = dicom_size(row["image_path"])
+    return boxes_mask(row["boxes"], height, width)
 
 
 def _image_problems(table: pd.DataFrame, file: str) -> list[str]:
     """Existing images without the DICOM marker, then decoding failures among the first DECODE_SAMPLE others."""
     present = table[[os.path.exists(path) for path in table["image_path"]]]
-    marked = np.fromiter((_is_dicom(path) for path in present["image_path"]), dtype=bool, count=len(present))
-    problems = _listed([
+    marked = np.fromiter((is_dicom(path) for path in present["image_path"]), dtype=bool, count=len(present))
+    problems = listed([
         f"{file}, row {row}: {path} is not a readable DICOM file (no 'DICM' marker at byte 128)"
         for row, path in present.loc[~marked, ["source_row", "image_path"]].itertuples(index=False)
     ], file)
-    for path in present.loc[marked, "image_path"].head(DECODE_SAMPLE):
-        try:
-            read_image(path)
-        except DataError as error:
-            problems.append(str(error))
-    return problems
-
-
-def _listed(problems: list, file: str) -> list[str]:
-    """The first MAX_LISTED problems as text, then one line counting the rest."""
-    lines = [str(problem) for problem in problems[:MAX_LISTED]]
-    if len(problems) > MAX_LISTED:
-        lines.append(f"{file}: ... and {len(problems) - MAX_LISTED} more problem(s) of this kind")
-    return lines
+    return problems + decode_problems(present.loc[marked, "image_path"])
 
 
 def check(folder: Path) -> list[str]:
@@ -254,7 +208,7 @@ def check(folder: Path) -> list[str]:
     """
     path = Path(folder) / LABELS_CSV
     try:
-        frame = _read_csv_rows(path, REQUIRED_COLUMNS)
+        frame = read_csv_rows(path, REQUIRED_COLUMNS)
     except DataError as error:
         return [str(error)]
     if frame.empty:
@@ -262,8 +216,8 @@ def check(folder: Path) -> list[str]:
     problems = _row_problems(frame, str(path))
     bad_rows = {problem.row for problem in problems}
     table = _patient_table(frame[~frame["source_row"].isin(bad_rows)], Path(folder), str(path))
-    lines = _listed(problems, str(path))
-    missing = _missing_images(table, str(path))
+    lines = listed(problems, str(path))
+    missing = missing_images(table, str(path))
     if missing is not None:
         lines.append(str(missing))
     return lines + _image_problems(table, str(path))
@@ -305,5 +259,30 @@ def medvlp_bench_tasks():
             primary_metric="auroc",
             split_rule=SPLIT_RULE,
             hparams=dict(LINEAR_PROBE_HPARAMS),
-        )
+        ),
+        TaskSpec(
+            name="rsna_det",
+            dataset="rsna",
+            protocol="detection",
+            description="RSNA lung-opacity detection (the patient's boxes), frozen encoder + YOLOv3 head, mAP",
+            load_splits=load_splits,
+            label_names=OPACITY_LABEL_NAMES,
+            target="boxes",
+            primary_metric="map",
+            split_rule=SPLIT_RULE,
+            hparams=dict(DETECTION_HPARAMS),
+        ),
+        TaskSpec(
+            name="rsna_seg",
+            dataset="rsna",
+            protocol="segmentation",
+            description="RSNA lung-opacity segmentation (boxes filled as masks), frozen encoder + U-Net, Dice",
+            load_splits=load_splits,
+            label_names=OPACITY_LABEL_NAMES,
+            target="mask",
+            primary_metric="dice",
+            split_rule=SPLIT_RULE,
+            hparams=dict(SEGMENTATION_HPARAMS),
+            load_mask=load_mask,
+        ),
     ]
