@@ -15,6 +15,7 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+from medvlp_bench.lightning_logging import quiet_lightning
 from medvlp_bench.pretraining.model_store import FINAL_CHECKPOINT, LAST_CHECKPOINT
 
 
@@ -40,6 +41,7 @@ def fit_pretraining(
     (defaults: 1 epoch, 1 device, ``auto``), ``limit_train_batches`` (optional, for quick runs).
     """
     out_dir = Path(out_dir)
+    quiet_lightning()
     L.seed_everything(seed, workers=True, verbose=False)
     checkpoints = ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, save_top_k=0, every_n_epochs=1)
     settings = dict(trainer_settings)
@@ -50,7 +52,7 @@ def fit_pretraining(
         strategy=settings.get("strategy", "auto"),
         accelerator=settings.get("accelerator", "auto"),
         precision=settings.get("precision", "32-true"),
-        limit_train_batches=settings.get("limit_train_batches", 1.0),
+        limit_train_batches=settings.get("limit_train_batches"),
         callbacks=[checkpoints],
         logger=_loggers(out_dir),
         default_root_dir=out_dir,

@@ -17,8 +17,6 @@ per-label AUROCs, plus ``auroc_<label>``; multiclass -> ``accuracy`` (micro: cor
 
 from __future__ import annotations
 
-import logging
-import warnings
 from pathlib import Path
 
 import lightning as L
@@ -34,6 +32,7 @@ from torchmetrics.functional.classification import (
 )
 
 from medvlp_bench.data.image_cache import prepare_images, prepared_side
+from medvlp_bench.lightning_logging import quiet_lightning
 from medvlp_bench.protocols.feature_cache import cached_global_features
 from medvlp_bench.specs import ProtocolInputs, ProtocolResult, TaskSpec
 
@@ -118,8 +117,7 @@ def run_linear_probe(inputs: ProtocolInputs) -> ProtocolResult:
     head = LinearHead(features["train"].shape[1], outputs, task.target == "multiclass", hp["lr"], hp["weight_decay"])
     checkpoint = ModelCheckpoint(dirpath=Path(inputs.work_dir) / "checkpoints", monitor="val_loss", mode="min")
     stopper = EarlyStopping(monitor="val_loss", mode="min", patience=hp["patience"])
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")
+    quiet_lightning()
     trainer = L.Trainer(
         max_epochs=hp["max_epochs"],
         callbacks=[checkpoint, stopper],
