@@ -1,0 +1,82 @@
+"""ConVIRT: the method spec, a training step (the loss is InfoNCE of the projected global embeddings),
+pretraining end to end, and loading image encoders from our checkpoints and from ConVIRT's release layout."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from medvlp_bench_plugins.methods import convirt
+from medvlp_bench_plugins.methods.contrastive_losses import info_nce_loss
+from medvlp_bench_plugins.methods.convirt_module import ConVIRTModule
+from vlp_fixtures import (  # noqa: F401 (one_cpu_thread: an autouse fixture)
+    BATCH,
+    checkpoint_state,
+    encoder_state_in,
+    grad_report,
+    image_batch,
+    method_context,
+    one_cpu_thread,
+    perturbed_state,
+    pretrain,
+    texts,
+    tiny_image_encoder,
+    tiny_text_encoder,
+    write_corpus,
+)
+
+
+@pytest.fixture(scope="module")
+def spec():
+    (found,) = convirt.medvlp_bench_methods()
+    return found
+
+
+def module(**options) -> ConVIRTModule:
+    torch.manual_seed(0)
+    return ConVIRTModule(tiny_image_encoder(), tiny_text_encoder(corpus=texts(8)), image_encoder_name="resnet18",
+                         text_encoder_name="tiny_bert", options={"projection_hidden_dim": 32, **options})
+
+
+def test_spec_names_and_defaults(spec):
+    assert spec.name == "convirt" and spec.pretrain is not None
+    assert spec.default_text_encoder == {"synthetic": "tiny_bert", "real": "bio_clinicalbert"}
+    assert spec.default_options["temperature"] == 0.07 and spec.default_options["gather_negatives"] is False
+
+
+def test_training_step_is_infonce_of_the_projected_global_embeddings():
+    model = module(temperature=0.2)
+    images, batch_texts = image_batch(), texts(BATCH)
+    torch.manual_seed(5)  # the same dropout draws in the recomputation below
+    losses = model.compute_losses(images, batch_texts)
+    assert set(losses) == {"loss"} and torch.isfinite(losses["loss"])
+    losses["loss"].backward()
+    for prefix in ("img_encoder_q.", "text_encoder_q.", "global_image_head.", "global_text_head."):
+        assert grad_report(model, prefix) == (True, True), prefix
+    torch.manual_seed(5)
+    with torch.no_grad():
+        image = F.normalize(model.global_image_head(model.img_encoder_q.global_features(images)), dim=-1)
+        text = F.normalize(model.global_text_head(model.encode_text(batch_texts).features.cls), dim=-1)
+    assert torch.allclose(losses["loss"], info_nce_loss(image, text, 0.2), rtol=1e-5)
+
+
+def test_pretrain_then_load_image_encoder(tmp_path, spec):
+    corpus = write_corpus(tmp_path / "images")
+    final = pretrain(spec, corpus, tmp_path / "run")
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    state = checkpoint_state(final)
+    assert state["hyper_parameters"]["method"] == "convirt" and state["hyper_parameters"]["vocabulary"]
+    loaded = spec.load_image_encoder(method_context(final, tmp_path)).state_dict()
+    expected = encoder_state_in(state["state_dict"])
+    assert set(loaded) == set(expected) and all(torch.equal(loaded[key], expected[key]) for key in expected)
+
+
+def test_loads_the_convirt_release_layout(tmp_path, spec):
+    source = perturbed_state(tiny_image_encoder())
+    release = {f"img_encoder.{key}": value for key, value in source.items()}
+    release["text_encoder.model.embeddings.word_embeddings.weight"] = torch.zeros(5, 4)
+    path = tmp_path / "convirt.ckpt"
+    torch.save({"state_dict": release}, path)
+    loaded = spec.load_image_encoder(method_context(path, tmp_path)).state_dict()
+    assert all(torch.equal(loaded[key], source[key]) for key in source)
