@@ -1,0 +1,1 @@
+"""Built-in downstream protocols registered as plugins (entry-point group ``medvlp_bench``)."""

@@ -1,0 +1,196 @@
+"""Detection protocol ("detection"): a YOLOv3 head on the frozen encoder's multi-scale maps (reference section 3).
+
+Input: each split's images prepared once (``prepare_images`` at ``side = encoder.input_size``: resized so the longer
+side is ``side``, zero-padded to a square, no augmentation, no crop). Boxes ``[x, y, w, h]`` in original pixels
+map to the prepared image by ``letterbox_geometry``: ``x1 = x scale + left``, ``y1 = y scale + top``,
+``x2 = (x + w) scale + left``, ``y2 = (y + h) scale + top`` (clipped to the image). The reference stretches each
+image to 224 x 224; for square images (RSNA) both are the same.
+
+Features: three levels. An encoder with at least three maps gives its three deepest (ResNet: layer2/3/4 at strides
+8/16/32, 512/1024/2048 channels for ResNet-50); one with fewer (ViT: one map at stride 16) gives strides 8/16/32
+by resampling (stride 8 = 2x nearest upsample, 16 as is, 32 = 2x2 average pool; see ``feature_map_cache``).
+The encoder is frozen in eval mode (BatchNorm statistics frozen, ``frozen_bn=True``) and its maps are cached
+once as float16 (``cached_feature_maps``), so training the head costs no encoder forward after the first pass.
+
+Options (``hparams``): ``use_cache=False`` runs the frozen encoder on every batch instead (same model, no disk;
+float32 maps); ``reference_bn_drift=True`` reproduces the reference: the backbone's BatchNorm layers stay in train
+mode while the head trains (batch statistics; running statistics drift), so features change with every batch and
+cannot be cached; the encoder is computed on the fly (on a copy: the caller's encoder is unchanged) and
+``frozen_bn=False`` is recorded.
+
+Head, loss, decoding: :mod:`yolo_head` (COCO anchors scaled by input_size / 416, 1 class, ignore threshold 0.5,
+coordinate weight 2.5, no-object weight 0.5; confidence 0.5, NMS 0.5). Training: AdamW (lr 5e-4, weight decay
+1e-6, batch 16; at ``pct <= 0.01``, ``lr_at_1pct`` 2e-4 and ``batch_size_at_1pct`` 8), at most 50 epochs, early
+stopping on validation ``map`` (patience 10), test with the best checkpoint (:mod:`yolo_detector`).
+
+Metrics (:mod:`detection_metrics`), computed in the prepared image's pixels (IoU, hence mAP, is unchanged by the
+letterbox's uniform scaling and translation): ``map`` (primary: COCO mAP over IoU 0.40:0.05:0.75 on all test
+images), ``map_reference`` (the reference's variant: only images with >= 1 prediction and >= 1 box), ``map_50``.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from medvlp_bench.api import (
+    DataError,
+    ImageEncoder,
+    ProtocolInputs,
+    ProtocolResult,
+    ProtocolSpec,
+    hookimpl,
+    letterbox_geometry,
+    prepare_images,
+    prepared_sizes,
+)
+from medvlp_bench_plugins.protocols.feature_map_cache import cached_feature_maps, level_sources
+
+DEFAULT_HPARAMS = {
+    "lr": 5e-4,
+    "weight_decay": 1e-6,
+    "batch_size": 16,
+    "max_epochs": 50,
+    "patience": 10,
+    "lr_at_1pct": 2e-4,
+    "batch_size_at_1pct": 8,
+    "head_width": 512,
+    "ignore_threshold": 0.5,
+    "coord_weight": 2.5,
+    "noobj_weight": 0.5,
+    "conf_threshold": 0.5,
+    "nms_threshold": 0.5,
+    "use_cache": True,
+    "reference_bn_drift": False,
+}
+#: YOLOv3's strides, used when the encoder has fewer than three maps
+YOLO_STRIDES = (8, 16, 32)
+
+
+def resolve_hparams(task_hparams: Mapping[str, Any], run_hparams: Mapping[str, Any]) -> dict[str, Any]:
+    """Defaults < task < run; at ``pct <= 0.01`` (``hparams["pct"]``) ``lr_at_1pct`` and ``batch_size_at_1pct``
+    replace ``lr`` and ``batch_size``."""
+    hp = {**DEFAULT_HPARAMS, **task_hparams, **run_hparams}
+    if hp.get("pct") is not None and float(hp["pct"]) <= 0.01:
+        hp["lr"] = hp.get("lr_at_1pct", hp["lr"])
+        hp["batch_size"] = hp.get("batch_size_at_1pct", hp["batch_size"])
+    return hp
+
+
+def detection_levels(encoder: ImageEncoder) -> tuple[int, ...]:
+    """Strides of the three levels: the encoder's three deepest maps, else YOLOv3's 8 / 16 / 32."""
+    strides = tuple(int(stride) for stride in encoder.map_strides)
+    return strides[-3:] if len(strides) >= 3 else YOLO_STRIDES
+
+
+def prepared_boxes(table: pd.DataFrame, sizes: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows' ``boxes`` ([x, y, w, h], original px) -> (N, M, 4) float32 xyxy in prepared px and (N, M) validity,
+    M = max(1, most boxes of a row)."""
+    rows = [list(boxes) for boxes in table["boxes"]]
+    width = max([1, *map(len, rows)])
+    out = np.zeros((len(rows), width, 4), dtype=np.float32)
+    valid = np.zeros((len(rows), width), dtype=bool)
+    for n, (boxes, (height, image_width)) in enumerate(zip(rows, sizes)):
+        if not boxes:
+            continue
+        scale, top, left = letterbox_geometry(int(height), int(image_width), side)
+        xywh = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1) * scale + [left, top, left, top]
+        out[n, : len(xyxy)] = np.clip(xyxy, 0, side)
+        valid[n, : len(xyxy)] = True
+    return out, valid
+
+
+def _split_data(inputs: ProtocolInputs, split: str, table: pd.DataFrame, levels, use_cache: bool):
+    """(arrays for DetectionSamples, boxes, valid) of one split: cached maps, or the prepared images."""
+    encoder, side = inputs.encoder, inputs.encoder.input_size
+    label = f"{inputs.task.dataset} {split}"
+    image_root = Path(inputs.cache_dir) / "images"
+    images, image_key = prepare_images(table, side, image_root, label=label)
+    boxes, valid = prepared_boxes(table, prepared_sizes(image_key, image_root), side)
+    if not use_cache:
+        return [images], boxes, valid
+    maps = cached_feature_maps(
+        encoder, inputs.encoder_key, images, image_key, Path(inputs.cache_dir) / "feature_maps",
+        levels=levels, label=label,
+    )
+    return maps, boxes, valid
+
+
+def run(inputs: ProtocolInputs) -> ProtocolResult:
+    """Train and test the YOLOv3 head for ``inputs.task`` (see module docstring)."""
+    import lightning as L
+
+    from medvlp_bench_plugins.protocols.detection_metrics import IOU_THRESHOLDS, METRIC_DEFINITIONS
+    from medvlp_bench_plugins.protocols.yolo_detector import DetectionSamples, HeadSettings, YoloDetector, fit_and_test
+    from medvlp_bench_plugins.protocols.yolo_head import yolo_anchors
+
+    task, encoder = inputs.task, inputs.encoder
+    if task.target != "boxes":
+        raise DataError(f"task {task.name} has target {task.target!r}; the detection protocol needs 'boxes'")
+    hp = resolve_hparams(task.hparams, inputs.hparams)
+    bn_drift = bool(hp["reference_bn_drift"])
+    use_cache = bool(hp["use_cache"]) and not bn_drift
+    levels = detection_levels(encoder)
+    prepared = {split: _split_data(inputs, split, table, levels, use_cache) for split, table in inputs.splits.items()}
+    for split in ("val", "test"):
+        if not prepared[split][2].any():
+            raise DataError(f"the {split} split of {task.name} has no boxes: its mAP is undefined")
+    data = {split: DetectionSamples(*parts) for split, parts in prepared.items()}
+    channels = _level_channels(encoder, levels, prepared["train"][0], use_cache)
+    anchors = yolo_anchors(encoder.input_size)
+    settings = HeadSettings(
+        image_size=encoder.input_size, levels=levels, anchors=anchors.tolist(), in_channels=channels,
+        num_classes=1, width=int(hp["head_width"]), lr=float(hp["lr"]),
+        weight_decay=float(hp["weight_decay"]), ignore_threshold=float(hp["ignore_threshold"]),
+        coord_weight=float(hp["coord_weight"]), noobj_weight=float(hp["noobj_weight"]),
+        conf_threshold=float(hp["conf_threshold"]), nms_threshold=float(hp["nms_threshold"]),
+    )
+    L.seed_everything(inputs.seed, workers=True, verbose=False)
+    on_the_fly = None if use_cache else (copy.deepcopy(encoder) if bn_drift else encoder)
+    detector = YoloDetector(settings, encoder=on_the_fly, bn_drift=bn_drift)
+    outcome = fit_and_test(
+        detector, data, batch_size=int(hp["batch_size"]), max_epochs=int(hp["max_epochs"]),
+        patience=int(hp["patience"]), work_dir=Path(inputs.work_dir),
+    )
+    return ProtocolResult(
+        metrics=outcome.test_scores,
+        n_train=len(inputs.splits.train),
+        n_val=len(inputs.splits.val),
+        n_test=len(inputs.splits.test),
+        details={
+            "hparams": hp,
+            "epochs_trained": outcome.epochs_trained,
+            "best_val_map": outcome.best_val_map,
+            "frozen_bn": not bn_drift,
+            "feature_cache": use_cache,
+            "levels": list(levels),
+            "level_channels": list(channels),
+            "anchors": anchors.tolist(),
+            "iou_thresholds": list(IOU_THRESHOLDS),
+            "box_space": f"letterboxed {encoder.input_size} px input (IoU-equivalent to original pixels)",
+            "metric_definitions": dict(METRIC_DEFINITIONS),
+        },
+    )
+
+
+def _level_channels(encoder: ImageEncoder, levels, train_arrays, use_cache: bool) -> tuple[int, ...]:
+    """Channels per level: from the cached maps, else from the encoder's maps each level is taken from."""
+    if use_cache:
+        return tuple(int(array.shape[1]) for array in train_arrays)
+    return tuple(int(encoder.map_channels[index]) for index, _ in level_sources(encoder.map_strides, levels))
+
+
+@hookimpl
+def medvlp_bench_protocols():
+    return [
+        ProtocolSpec(
+            name="detection",
+            description="Frozen encoder maps (cached) -> YOLOv3 head; mAP over IoU 0.40:0.05:0.75 (+ reference's)",
+            run=run,
+        )
+    ]

@@ -1,0 +1,184 @@
+"""The trainable part of the detection protocol: a Lightning module around :class:`YoloHead`, its data, and fit/test.
+
+Samples (:class:`DetectionSamples`) carry either the cached frozen maps of an image (three float16 arrays) or the
+prepared uint8 image itself, plus its padded boxes. With images, the module runs the frozen encoder on every
+batch (``level_maps``): in eval mode (BatchNorm statistics frozen), or, with ``bn_drift``, in train mode during
+training steps like the reference code (BatchNorm normalises with batch statistics and its running statistics
+drift; evaluation then uses the drifted statistics). Encoder parameters never train.
+
+Optimiser AdamW on the head; at most ``max_epochs`` epochs; validation mAP (:class:`DetectionMeanAP` ``map``) each
+epoch drives checkpointing and early stopping (``patience`` epochs); the test split is scored with the best
+checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from torch.utils.data import DataLoader, Dataset
+
+from medvlp_bench.api import ImageEncoder, quiet_lightning
+from medvlp_bench_plugins.protocols.detection_metrics import DetectionMeanAP
+from medvlp_bench_plugins.protocols.feature_map_cache import level_maps
+from medvlp_bench_plugins.protocols.yolo_head import YoloHead, detections, yolo_loss
+
+
+class DetectionSamples(Dataset):
+    """Item n: ``{"arrays": [array[n] as a tensor for each array], "boxes": (M, 4) float32, "valid": (M,) bool}``.
+
+    ``arrays``: the per-level cached maps (N, C_l, H_l, W_l) or the prepared images (N, side, side);
+    ``boxes`` (N, M, 4) xyxy in prepared pixels, padded; ``valid`` (N, M) marks real boxes.
+    """
+
+    def __init__(self, arrays: Sequence[np.ndarray], boxes: np.ndarray, valid: np.ndarray):
+        self.arrays, self.boxes, self.valid = arrays, torch.from_numpy(boxes), torch.from_numpy(valid)
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    def __getitem__(self, index: int) -> dict:
+        return {
+            "arrays": [torch.from_numpy(np.array(array[index])) for array in self.arrays],
+            "boxes": self.boxes[index],
+            "valid": self.valid[index],
+        }
+
+
+@dataclass(frozen=True)
+class HeadSettings:
+    """What the module needs besides its inputs (units: pixels of the prepared image, fractions, epochs)."""
+
+    image_size: int
+    levels: tuple[int, ...]
+    anchors: tuple
+    in_channels: tuple[int, ...]
+    num_classes: int
+    width: int
+    lr: float
+    weight_decay: float
+    ignore_threshold: float
+    coord_weight: float
+    noobj_weight: float
+    conf_threshold: float
+    nms_threshold: float
+
+
+class YoloDetector(L.LightningModule):
+    """YOLOv3 head (+ the frozen encoder when features are not cached) trained with :func:`yolo_loss`."""
+
+    def __init__(self, settings: HeadSettings, encoder: Optional[ImageEncoder] = None, bn_drift: bool = False):
+        super().__init__()
+        self.settings, self.bn_drift = settings, bn_drift
+        self.head = YoloHead(settings.in_channels, settings.num_classes, settings.width)
+        self.register_buffer("anchors", torch.tensor(settings.anchors, dtype=torch.float32))
+        self.encoder = encoder
+        if encoder is not None:
+            encoder.requires_grad_(False)
+        self.val_map, self.test_map = DetectionMeanAP(), DetectionMeanAP()
+        self.test_scores: dict[str, float] = {}
+
+    def train(self, mode: bool = True):
+        """Lightning switches the whole module to train mode for training; the encoder stays in eval mode unless
+        ``bn_drift`` reproduces the reference."""
+        super().train(mode)
+        if self.encoder is not None and not self.bn_drift:
+            self.encoder.eval()
+        return self
+
+    def _maps(self, batch: dict) -> list[torch.Tensor]:
+        if self.encoder is None:
+            return [array.float() for array in batch["arrays"]]
+        return level_maps(self.encoder, batch["arrays"][0], self.settings.levels)
+
+    def forward(self, maps: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        return self.head(maps)
+
+    def training_step(self, batch, batch_idx):
+        s = self.settings
+        labels = torch.zeros(batch["valid"].shape, dtype=torch.long, device=self.device)
+        parts = yolo_loss(
+            self(self._maps(batch)), batch["boxes"], labels, batch["valid"], self.anchors, s.levels,
+            ignore_threshold=s.ignore_threshold, coord_weight=s.coord_weight, noobj_weight=s.noobj_weight,
+        )
+        self.log_dict({f"train_{name}": value for name, value in parts.items()}, on_step=False, on_epoch=True)
+        return parts["loss"]
+
+    def _update(self, metric: DetectionMeanAP, batch: dict) -> None:
+        s = self.settings
+        predictions = detections(
+            self(self._maps(batch)), self.anchors, s.levels, s.image_size,
+            conf_threshold=s.conf_threshold, nms_threshold=s.nms_threshold,
+        )
+        targets = [
+            {"boxes": boxes[valid], "labels": torch.zeros(int(valid.sum()), dtype=torch.long, device=boxes.device)}
+            for boxes, valid in zip(batch["boxes"], batch["valid"])
+        ]
+        metric.update(predictions, targets)
+
+    def validation_step(self, batch, batch_idx):
+        self._update(self.val_map, batch)
+
+    def on_validation_epoch_end(self):
+        scores = self.val_map.compute()
+        self.val_map.reset()
+        self.log("val_map", scores["map"], prog_bar=True)
+        self.log("val_map_reference", scores["map_reference"])
+
+    def test_step(self, batch, batch_idx):
+        self._update(self.test_map, batch)
+
+    def on_test_epoch_end(self):
+        self.test_scores = self.test_map.compute()
+        self.test_map.reset()
+        self.log_dict({f"test_{name}": value for name, value in self.test_scores.items()})
+
+    def configure_optimizers(self):
+        s = self.settings
+        return torch.optim.AdamW(self.head.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+
+
+@dataclass(frozen=True)
+class FitOutcome:
+    test_scores: dict[str, float]
+    epochs_trained: int
+    best_val_map: float
+
+
+def fit_and_test(
+    detector: YoloDetector,
+    data: dict[str, DetectionSamples],
+    *,
+    batch_size: int,
+    max_epochs: int,
+    patience: int,
+    work_dir: Path,
+) -> FitOutcome:
+    """Train on ``data["train"]``, early-stop on ``data["val"]`` mAP, test ``data["test"]`` with the best checkpoint."""
+    checkpoint = ModelCheckpoint(dirpath=Path(work_dir) / "checkpoints", monitor="val_map", mode="max")
+    stopper = EarlyStopping(monitor="val_map", mode="max", patience=patience)
+    quiet_lightning()
+    trainer = L.Trainer(
+        max_epochs=max_epochs,
+        callbacks=[checkpoint, stopper],
+        default_root_dir=work_dir,
+        logger=L.pytorch.loggers.CSVLogger(work_dir, name="detection"),
+        enable_model_summary=False,
+        enable_progress_bar=False,
+        num_sanity_val_steps=0,
+        deterministic=True,
+        devices=1,
+        log_every_n_steps=1,
+    )
+
+    def loader(split: str, shuffle: bool) -> DataLoader:
+        return DataLoader(data[split], batch_size=batch_size, shuffle=shuffle)
+
+    trainer.fit(detector, loader("train", True), loader("val", False))
+    trainer.test(detector, loader("test", False), ckpt_path=checkpoint.best_model_path, verbose=False)
+    return FitOutcome(dict(detector.test_scores), trainer.current_epoch, float(checkpoint.best_model_score))

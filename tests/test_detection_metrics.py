@@ -1,0 +1,86 @@
+"""Detection mAP: ``map`` equals pycocotools' COCOeval over IoU 0.40:0.05:0.75 on all images; ``map_reference``
+equals the same evaluation restricted to images with >= 1 prediction and >= 1 ground-truth box."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import numpy as np
+import pytest
+import torch
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from medvlp_bench_plugins.protocols.detection_metrics import IOU_THRESHOLDS, DetectionMeanAP
+
+# per image: ground-truth boxes and (box, score) predictions, xyxy pixels
+CASE = {
+    1: ([[10, 10, 50, 50], [60, 60, 90, 100]],
+        [([12, 11, 50, 52], 0.9), ([60, 64, 92, 110], 0.8), ([0, 0, 8, 8], 0.7)]),
+    2: ([[20, 20, 40, 60]], []),  # a box nobody found
+    3: ([], [([30, 30, 70, 70], 0.95)]),  # a false alarm on a negative image
+    4: ([[5, 5, 45, 45]], [([10, 10, 50, 50], 0.6), ([100, 100, 120, 120], 0.85)]),
+    5: ([], []),
+}
+
+
+def _torchmetrics_format(case):
+    preds, targets = [], []
+    for gt, predictions in case.values():
+        boxes = torch.tensor([box for box, _ in predictions], dtype=torch.float32).reshape(-1, 4)
+        scores = torch.tensor([score for _, score in predictions], dtype=torch.float32)
+        preds.append({"boxes": boxes, "scores": scores, "labels": torch.zeros(len(scores), dtype=torch.long)})
+        gt_boxes = torch.tensor(gt, dtype=torch.float32).reshape(-1, 4)
+        targets.append({"boxes": gt_boxes, "labels": torch.zeros(len(gt_boxes), dtype=torch.long)})
+    return preds, targets
+
+
+def _cocoeval_map(case) -> float:
+    """AP averaged over IoU 0.40:0.05:0.75, area all, maxDets 100, straight from pycocotools."""
+    images, annotations, results = [], [], []
+    for image_id, (gt, predictions) in case.items():
+        images.append({"id": image_id, "width": 128, "height": 128})
+        for x1, y1, x2, y2 in gt:
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1,
+                                "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0})
+        for (x1, y1, x2, y2), score in predictions:
+            results.append({"image_id": image_id, "category_id": 1, "bbox": [x1, y1, x2 - x1, y2 - y1], "score": score})
+    with contextlib.redirect_stdout(io.StringIO()):
+        ground_truth = COCO()
+        ground_truth.dataset = {"images": images, "annotations": annotations, "categories": [{"id": 1}]}
+        ground_truth.createIndex()
+        evaluation = COCOeval(ground_truth, ground_truth.loadRes(results), "bbox")
+        evaluation.params.iouThrs = np.array(IOU_THRESHOLDS)
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    return float(evaluation.stats[0])
+
+
+def test_thresholds():
+    assert IOU_THRESHOLDS == (0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75)
+
+
+def test_map_is_cocoeval_over_all_images_and_reference_over_images_with_both():
+    metric = DetectionMeanAP()
+    preds, targets = _torchmetrics_format(CASE)
+    metric.update(preds[:2], targets[:2])
+    metric.update(preds[2:], targets[2:])
+    scores = metric.compute()
+    expected_all = _cocoeval_map(CASE)
+    expected_reference = _cocoeval_map({k: v for k, v in CASE.items() if v[0] and v[1]})
+    assert scores["map"] == pytest.approx(expected_all, abs=1e-6)
+    assert scores["map_reference"] == pytest.approx(expected_reference, abs=1e-6)
+    assert 0 <= scores["map"] < scores["map_reference"] <= 1
+    assert 0 <= scores["map_50"] <= 1
+
+
+def test_reset_and_no_qualifying_image():
+    metric = DetectionMeanAP()
+    preds, targets = _torchmetrics_format(CASE)
+    metric.update(preds, targets)
+    metric.compute()
+    metric.reset()
+    metric.update([preds[1]], [targets[1]])  # a box, no prediction
+    assert metric.compute() == {"map": 0.0, "map_reference": 0.0, "map_50": 0.0}
