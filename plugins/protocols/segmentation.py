@@ -1,0 +1,156 @@
+"""Segmentation protocol ("segmentation"): a decoder trained on a method's image encoder, scored by Dice.
+
+Reference (MGCA's downstream code): SIIM pneumothorax and RSNA pneumonia (boxes as masks) at 224 px;
+ResNet-50 -> ``smp.Unet`` with the encoder loaded from the method's checkpoint and frozen; ViT -> a SETR-style
+progressive-upsampling decoder; loss ``10 * focal(gamma 2) - log(soft Dice)``; AdamW lr 5e-4, weight decay 0.05,
+batch 8 (SIIM) / 16 (RSNA), 50 epochs; Dice at p > 0.5 with an empty-mask rule.
+
+This implementation:
+
+* Data: images letterboxed to the encoder's input size (resize only, zero padding); masks letterboxed the same way
+  (nearest), both cached (:mod:`.segmentation_data`).
+* Networks (:mod:`.segmentation_models`): torchvision ResNets -> U-Net with the method's weights; any other encoder
+  (ViT, third-party) -> its deepest feature map and the progressive-upsampling decoder. ``hparams["decoder"]``
+  (``auto`` | ``unet`` | ``generic``) forces a path.
+* Encoder: frozen by default, BatchNorm in eval mode. ``hparams["reference_bn_drift"] = True`` reproduces the
+  reference code, which leaves the frozen encoder's BatchNorm in train mode (batch statistics, drifting running
+  statistics); ``hparams["freeze_encoder"] = False`` fine-tunes it.
+* Feature cache (default on): with a frozen encoder in eval mode and no augmentation, what the frozen part computes
+  is stored once per image in float16, so decoder training runs no encoder forward after the first pass.
+  U-Net: the ResNet stage maps at strides 4/8/16/32 (ResNet-50 at 224 px: 1,505,280 values = 3.0 MB per image;
+  ResNet-18 at 128 px: 122,880 values = 246 kB) while the stride-2 stem (ResNet-50 at 224 px: another 1.6 MB per
+  image) is recomputed from the image, about 3 % of a ResNet-50 forward pass. Generic: the deepest map (ViT-B/16 at
+  224 px: 768 x 14 x 14 = 301 kB per image). A ResNet-50 cache of the full SIIM splits (about 12,000 images) takes
+  about 36 GB; ``hparams["feature_cache"] = False`` turns the cache off. It saves the encoder's forward pass, not
+  the decoder's: a U-Net decoder's forward and backward cost about three ResNet-50 forwards, so on CPU a cached
+  ResNet-50 U-Net run is about 1.3x faster (``benchmarks/segmentation_cache.py``); the gain grows with the
+  encoder's share of the cost (a ViT-B forward is about five times the progressive decoder's).
+* Augmentation: the reference trains with ShiftScaleRotate (scale 0.1, rotate 10 degrees, p 0.5), which cached
+  features cannot follow. Default: cached features, no augmentation. ``hparams["augment"] = True`` disables the
+  cache and augments image and mask jointly on the fly. Both choices are recorded in the run's details.
+* Training (Lightning): AdamW over the trainable parameters, at most ``max_epochs`` epochs, early stopping on
+  validation Dice (patience ``patience``), test metrics from the checkpoint with the best validation Dice.
+* Metrics (:mod:`.dice`, threshold p > 0.5, values in [0, 1]): ``dice`` (per-image, empty-mask rule, mean over all
+  test images; primary), ``dice_positive`` (images with a finding only), ``dice_reference_batched`` (the reference's
+  mean of per-batch means, test batch size = ``batch_size``).
+
+Heavy libraries (Lightning, segmentation-models-pytorch) are imported when a run starts, so listing plugins stays
+light.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from medvlp_bench.api import ProtocolInputs, ProtocolResult, ProtocolSpec, hookimpl, quiet_lightning
+
+DEFAULT_HPARAMS = {
+    "lr": 5e-4,
+    "weight_decay": 0.05,
+    "batch_size": 8,
+    "max_epochs": 50,
+    "patience": 10,
+    "freeze_encoder": True,
+    "reference_bn_drift": False,
+    "augment": False,
+    "feature_cache": True,
+    "decoder": "auto",
+    "num_workers": 0,
+}
+
+
+def encoder_mode(hparams) -> str:
+    """``trainable`` if ``freeze_encoder`` is off, else ``bn_drift`` with ``reference_bn_drift``, else ``frozen``."""
+    if not hparams["freeze_encoder"]:
+        return "trainable"
+    return "bn_drift" if hparams["reference_bn_drift"] else "frozen"
+
+
+def run(inputs: ProtocolInputs) -> ProtocolResult:
+    """Train and test a segmentation decoder for ``inputs.task`` (see module docstring)."""
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from torch.utils.data import DataLoader
+
+    from medvlp_bench_plugins.protocols import dice
+    from medvlp_bench_plugins.protocols.segmentation_data import AUGMENTATION, bytes_per_image, split_samples
+    from medvlp_bench_plugins.protocols.segmentation_losses import DESCRIPTION as LOSS
+    from medvlp_bench_plugins.protocols.segmentation_models import build_segmenter
+    from medvlp_bench_plugins.protocols.segmentation_module import SegmentationModule
+
+    task, encoder = inputs.task, inputs.encoder
+    hp = {**DEFAULT_HPARAMS, **task.hparams, **inputs.hparams}
+    mode = encoder_mode(hp)
+    use_cache = bool(hp["feature_cache"]) and mode == "frozen" and not hp["augment"]
+    L.seed_everything(inputs.seed, workers=True, verbose=False)
+    segmenter = build_segmenter(encoder, mode, hp["decoder"])
+    samples = {
+        split: split_samples(inputs, segmenter, split, table, use_cache, bool(hp["augment"]) and split == "train")
+        for split, table in inputs.splits.items()
+    }
+
+    def loader(split: str) -> DataLoader:
+        return DataLoader(samples[split], batch_size=hp["batch_size"], shuffle=split == "train",
+                          num_workers=hp["num_workers"])
+
+    module = SegmentationModule(segmenter, encoder.mean, encoder.std, hp["lr"], hp["weight_decay"])
+    checkpoint = ModelCheckpoint(dirpath=Path(inputs.work_dir) / "checkpoints", monitor="val_dice", mode="max",
+                                 save_weights_only=True)
+    stopper = EarlyStopping(monitor="val_dice", mode="max", patience=hp["patience"])
+    quiet_lightning()
+    warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
+    trainer = L.Trainer(
+        max_epochs=hp["max_epochs"],
+        callbacks=[checkpoint, stopper],
+        default_root_dir=inputs.work_dir,
+        logger=L.pytorch.loggers.CSVLogger(inputs.work_dir, name="segmentation"),
+        enable_model_summary=False,
+        enable_progress_bar=False,
+        num_sanity_val_steps=0,
+        deterministic="warn",
+        devices=1,
+        log_every_n_steps=1,
+    )
+    module.train()
+    trainer.fit(module, loader("train"), loader("val"))
+    predictions = trainer.predict(module, loader("test"), ckpt_path=checkpoint.best_model_path)
+    scores = torch.cat([batch_scores for batch_scores, _ in predictions])
+    positive = torch.cat([batch_positive for _, batch_positive in predictions])
+    train_maps = samples["train"].maps
+    return ProtocolResult(
+        metrics=dice.summarise_dice(scores, positive, hp["batch_size"]),
+        n_train=len(inputs.splits.train),
+        n_val=len(inputs.splits.val),
+        n_test=len(inputs.splits.test),
+        details={
+            "hparams": hp,
+            "epochs_trained": trainer.current_epoch,
+            "best_val_dice": float(checkpoint.best_model_score),
+            **segmenter.describe(),
+            "encoder_frozen": mode != "trainable",
+            "encoder_batchnorm": {"frozen": "eval (stored statistics)", "bn_drift": "train (reference drift)",
+                                  "trainable": "train"}[mode],
+            "feature_cache": use_cache,
+            "feature_cache_bytes_per_image": bytes_per_image(train_maps) if use_cache else None,
+            "augmentation": AUGMENTATION if hp["augment"] else "none",
+            "input": f"letterboxed to {encoder.input_size} px (resize only, zero padding)",
+            "loss": LOSS,
+            "threshold": dice.THRESHOLD,
+            "test_batch_size": hp["batch_size"],
+            "n_test_positive": int(positive.sum()),
+            "metric_definitions": dice.DEFINITIONS,
+        },
+    )
+
+
+@hookimpl
+def medvlp_bench_protocols():
+    return [
+        ProtocolSpec(
+            name="segmentation",
+            description="U-Net (ResNets) or progressive-upsampling decoder on the encoder; reference loss; Dice",
+            run=run,
+        )
+    ]
