@@ -32,7 +32,7 @@ def main() -> None:
     os.environ["MEDVLP_HOME"] = str(args.home or tempfile.mkdtemp(prefix="medvlp-bench-home-"))
 
     from medvlp_bench.data.image_cache import prepare_images, prepared_side
-    from medvlp_bench.data.locations import cache_dir, harness_home
+    from medvlp_bench.data.locations import harness_home
     from medvlp_bench.data.splits import subsample_training
     from medvlp_bench.data.synthetic_store import ensure_synthetic
     from medvlp_bench.protocols.feature_cache import encoder_fingerprint, extract_global_features
@@ -48,7 +48,7 @@ def main() -> None:
     encoder = registry.get("encoder", args.encoder).build()
     key = encoder_fingerprint(encoder)
     side = prepared_side(encoder.input_size)
-    prepared = {name: prepare_images(table, side, cache_dir("images"))[0] for name, table in splits.items()}
+    prepared = {name: prepare_images(table, side, harness_home() / "cache" / "images")[0] for name, table in splits.items()}
     hparams = {"max_epochs": args.epochs, "patience": args.epochs + 1}
 
     def probe() -> tuple[float, dict]:

@@ -50,7 +50,7 @@ def _option(text: str) -> tuple[str, object]:
 def _pct(text: str) -> float:
     value = float(text)
     if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"pct must be a fraction in (0, 1] (1%% is 0.01), got {text}")
+        raise argparse.ArgumentTypeError(f"pct must be a fraction in (0, 1] (1% is 0.01), got {text}")
     return value
 
 
@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--trust-checkpoint", action="store_true",
                      help="allow loading a checkpoint that needs more than plain tensors (executes pickled code)")
     run.add_argument("--force", action="store_true", help="run even if a record with the same config exists")
+    run.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", type=_option,
+                     help="protocol option (JSON value), e.g. --option max_epochs=20 or --option "
+                          "reference_bn_drift=true; recorded in the config (repeatable)")
     _add_data_options(run)
 
     pre = commands.add_parser("pretrain", help="pretrain a method on an image-report corpus", formatter_class=_formatter)
@@ -152,14 +155,16 @@ def command_run(args, registry) -> int:
             data_root=args.data_root, dataset_paths=dict(args.dataset_path), synthetic=args.data == "synthetic",
             synthetic_seed=args.synthetic_seed, synthetic_scale=args.synthetic_scale, encoder=args.encoder,
             checkpoint=args.checkpoint, trust_checkpoint=args.trust_checkpoint, force=args.force,
+            hparams=dict(args.option),
         )
         outcome = run(registry, request)
         record = outcome.record
         value = record.metrics[record.primary_metric]
+        shown = "undefined" if value is None else f"{100 * value:.1f}%"
         status = "skipped (record exists; --force to rerun)" if outcome.skipped else "done"
         print(
             f"{record.method} on {record.task} pct={record.pct:g} seed={record.seed} [{record.data_source}]: "
-            f"{record.primary_metric} = {100 * value:.1f}% (n_train={record.n_train}, n_test={record.n_test}) "
+            f"{record.primary_metric} = {shown} (n_train={record.n_train}, n_test={record.n_test}) "
             f"{status} -> {outcome.path}"
         )
     return 0

@@ -102,6 +102,9 @@ def run(registry: Registry, request: RunRequest) -> RunOutcome:
     dataset = registry.get("dataset", task.dataset)
     if not 0.0 < request.pct <= 1.0:
         raise MedvlpError(f"--pct must be a fraction in (0, 1], got {request.pct} (1% is 0.01)")
+    unknown = sorted(set(request.dataset_paths) - set(registry.names("dataset")))
+    if unknown:
+        registry.get("dataset", unknown[0])
     location = locate_dataset(dataset, request)
     full = task.load_splits(location.folder)
     splits = SplitTables(subsample_training(full.train, request.pct), full.val, full.test)
@@ -157,7 +160,7 @@ def run(registry: Registry, request: RunRequest) -> RunOutcome:
                 encoder_key=encoder_key,
                 splits=splits,
                 seed=request.seed,
-                hparams=request.hparams,
+                hparams={"pct": request.pct, **request.hparams},
                 cache_dir=harness_home() / "cache",
                 work_dir=Path(work_dir),
             )

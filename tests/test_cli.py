@@ -104,3 +104,17 @@ def test_plugins_json_lists_everything_with_origins(capsys):
     for key in [("method", "random"), ("method", "imagenet"), ("task", "rsna_cls"), ("task", "chexpert_cls"),
                 ("task", "covidx_cls"), ("dataset", "mimic_cxr"), ("encoder", "resnet50")]:
         assert names[key] == "built-in", key
+
+
+def test_run_options_reach_the_protocol_and_the_config(results, tmp_path, capsys):
+    out = tmp_path / "opt"
+    assert main(["run", "--method", "random", "--task", "rsna_cls", "--pct", "1.0", "--out", str(out),
+                 "--option", "max_epochs=2", *TINY]) == 0
+    record = json.loads(next(out.glob("*.json")).read_text())
+    assert record["config"]["hparams"]["max_epochs"] == 2
+    assert record["details"]["hparams"]["max_epochs"] == 2 and record["details"]["epochs_trained"] <= 2
+
+
+def test_unknown_dataset_path_name_exits_2(capsys):
+    assert main(["run", "--method", "random", "--task", "rsna_cls", "--dataset-path", "rnsa=/nowhere", *TINY]) == 2
+    assert "Did you mean 'rsna'" in capsys.readouterr().err

@@ -80,3 +80,11 @@ def test_loads_the_convirt_release_layout(tmp_path, spec):
     torch.save({"state_dict": release}, path)
     loaded = spec.load_image_encoder(method_context(path, tmp_path)).state_dict()
     assert all(torch.equal(loaded[key], source[key]) for key in source)
+
+
+def test_vlp_encoders_use_the_reference_normalisation():
+    from medvlp_bench_plugins.encoders.torchvision_resnet import ResNetEncoder
+    from medvlp_bench_plugins.methods.vlp_method import vlp_image_encoder
+
+    encoder = vlp_image_encoder(lambda name: ResNetEncoder(name, 64), "resnet18")
+    assert tuple(encoder.mean) == tuple(encoder.std) == (0.5, 0.5, 0.5)

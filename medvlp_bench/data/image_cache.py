@@ -116,7 +116,9 @@ def prepare_images(
         raise DataError(_failure_message(table, failures))
     array.flush()
     del array
-    np.save(cache_root / f"{key}.sizes.npy", sizes)
+    sizes_temporary = cache_root / f"{key}.sizes.tmp-{os.getpid()}.npy"
+    np.save(sizes_temporary, sizes)
+    os.replace(sizes_temporary, cache_root / f"{key}.sizes.npy")
     os.replace(temporary, path)
     meta_path.write_text(json.dumps({"side": side, "count": len(table)}))
     return np.memmap(path, dtype=np.uint8, mode="r", shape=shape), key

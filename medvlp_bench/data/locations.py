@@ -29,13 +29,6 @@ def synthetic_root(seed: int = 0, scale: float = 1.0) -> Path:
     return harness_home() / "synthetic" / f"{SYNTHETIC_VERSION}-seed{seed}{suffix}"
 
 
-def cache_dir(kind: str) -> Path:
-    """A cache folder (``images``, ``features``, ...) under the harness home, created on demand."""
-    folder = harness_home() / "cache" / kind
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
 def configured_data_root() -> Path | None:
     """The real data root from ``$MEDVLP_DATA_ROOT``, or ``None``."""
     configured = os.environ.get(DATA_ROOT_ENV)

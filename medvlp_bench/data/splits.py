@@ -11,6 +11,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -64,12 +66,16 @@ def split_hash(splits: SplitTables) -> str:
 
 
 def write_split_files(splits: SplitTables, folder) -> None:
-    """Write ``{train,val,test}.csv`` (columns sample_id, source_file, source_row) into ``folder`` once."""
-    from pathlib import Path
+    """Write ``{train,val,test}.csv`` (columns sample_id, source_file, source_row) into ``folder`` once.
 
+    Each file is written under a temporary name and renamed, ``test.csv`` last, so an existing ``test.csv`` means
+    the set is complete and a killed or concurrent writer never leaves a truncated file.
+    """
     folder = Path(folder)
     if (folder / "test.csv").is_file():
         return
     folder.mkdir(parents=True, exist_ok=True)
     for name, table in splits.items():
-        table[["sample_id", "source_file", "source_row"]].to_csv(folder / f"{name}.csv", index=False)
+        temporary = folder / f".{name}.csv.tmp-{os.getpid()}"
+        table[["sample_id", "source_file", "source_row"]].to_csv(temporary, index=False)
+        os.replace(temporary, folder / f"{name}.csv")

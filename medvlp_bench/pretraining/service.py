@@ -6,6 +6,7 @@ Used by ``medvlp-bench pretrain`` and by the runner when a method needs weights 
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any, Optional
 
 from medvlp_bench.data.locations import SYNTHETIC_VERSION, harness_home
 from medvlp_bench.data.splits import split_hash
+from medvlp_bench.data.synthetic_store import exclusive_lock
 from medvlp_bench.errors import MedvlpError, WeightsNotFoundError
 from medvlp_bench.pretraining.model_store import pretrain_key, store_folder, stored_checkpoint, write_config
 from medvlp_bench.registry import Registry
@@ -107,12 +109,24 @@ def plan_pretraining(registry: Registry, request: PretrainRequest) -> PretrainPl
 
 
 def execute(registry: Registry, plan: PretrainPlan) -> Path:
-    """Train (or resume) a planned job and return its final checkpoint; a stored one is reused unless resuming."""
+    """Train (or resume) a planned job and return its final checkpoint; a stored one is reused unless resuming.
+
+    Runs under an exclusive lock on the output folder, so parallel runs that need the same model train it once.
+    The worker processes that Lightning's DDP launcher starts (``LOCAL_RANK`` > 0) re-enter here while the main
+    process holds the lock; they train without taking it.
+    """
+    out_dir = plan.out_dir
+    if os.environ.get("LOCAL_RANK", "0") != "0":
+        return _train(registry, plan, out_dir)
+    with exclusive_lock(out_dir.parent / f".{out_dir.name}.lock"):
+        return _train(registry, plan, out_dir)
+
+
+def _train(registry: Registry, plan: PretrainPlan, out_dir: Path) -> Path:
     config, request = plan.config, plan.request
     stored = stored_checkpoint(plan.method.name, plan.key)
     if stored is not None and request.out_dir is None and not request.resume:
         return stored
-    out_dir = plan.out_dir
     write_config(out_dir, {**config, "config_key": plan.key})
     print(f"medvlp-bench: pretraining {plan.method.name} ({config['image_encoder']} + {config['text_encoder']}, "
           f"{config['max_epochs']} epochs, {len(plan.corpus.train)} pairs) into {out_dir}", file=sys.stderr)

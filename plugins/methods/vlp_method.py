@@ -6,7 +6,8 @@ and by every downstream run that only needs an image encoder.
 * :data:`OPTIMISER_OPTIONS`: the optimisation options every method records (MGCA's Ref settings, section 1 of
   reference/mgca-reference.md): AdamW lr 2e-5, betas (0.9, 0.999), weight decay 0.05; cosine schedule with a
   linear warm-up over the first 40 % of optimiser steps, from and down to 1e-8.
-* :func:`load_image_encoder`: the image encoder with a checkpoint's backbone weights, for the runner.
+* :func:`load_image_encoder`: the image encoder with a checkpoint's backbone weights, for the runner;
+  :func:`vlp_image_encoder`: a fresh encoder with the methods' input normalisation (mean = std = 0.5).
 """
 
 from __future__ import annotations
@@ -16,12 +17,23 @@ from typing import Optional
 
 from medvlp_bench.api import ImageEncoder, MedvlpError, MethodContext, load_encoder_checkpoint
 
+#: per-channel input normalisation of the vision-language methods' image encoders (reference: mean = std = 0.5)
+VLP_NORMALISATION = (0.5, 0.5, 0.5)
+
 OPTIMISER_OPTIONS = {
     "learning_rate": 2e-5,
     "weight_decay": 0.05,
     "warmup_fraction": 0.4,
     "min_learning_rate": 1e-8,
 }
+
+
+def vlp_image_encoder(build, name: str) -> ImageEncoder:
+    """A fresh encoder ``name`` with the vision-language methods' normalisation, ``(v / 255 - 0.5) / 0.5``, used
+    in pretraining and when loading their checkpoints (ours and the authors' releases alike)."""
+    encoder = build(name)
+    encoder.mean = encoder.std = VLP_NORMALISATION
+    return encoder
 
 
 def load_image_encoder(context: MethodContext, method: str, layout: Optional[str] = None) -> ImageEncoder:
@@ -38,7 +50,7 @@ def load_image_encoder(context: MethodContext, method: str, layout: Optional[str
             f"method {method!r} needs weights: pass --checkpoint PATH or pretrain first "
             f"(medvlp-bench pretrain --method {method})"
         )
-    encoder = context.build_encoder(context.encoder)
+    encoder = vlp_image_encoder(context.build_encoder, context.encoder)
     report = load_encoder_checkpoint(encoder, context.checkpoint, layout=layout, trust=context.trust_checkpoint)
     print(f"medvlp-bench: {method}: {report.summary()}", file=sys.stderr)
     return encoder

@@ -45,6 +45,7 @@ from medvlp_bench.api import (
     safe_load,
 )
 from medvlp_bench_plugins.methods.contrastive_losses import gather_with_grad, info_nce_loss, local_rank_offset
+from medvlp_bench_plugins.methods.vlp_method import vlp_image_encoder
 
 #: Ref's ResNet input: 224 px images are upsampled to 299 px (``reference_resnet_upsample``)
 REFERENCE_UPSAMPLE = 299 / 224
@@ -246,7 +247,7 @@ def run_pretraining(module_class: type[VisionLanguageModule], context: PretrainC
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(context.seed)
-        image_encoder = context.build_image_encoder(context.image_encoder)
+        image_encoder = vlp_image_encoder(context.build_image_encoder, context.image_encoder)
         text_encoder = context.build_text_encoder(context.text_encoder, None, list(context.corpus.train["text"]))
         module = module_class(image_encoder, text_encoder, image_encoder_name=context.image_encoder,
                               text_encoder_name=context.text_encoder, options=context.options)
