@@ -272,6 +272,13 @@ class LoadReport:
         """True when every encoder tensor was filled and nothing under the prefix was left over."""
         return not (self.missing or self.unexpected or self.shape_mismatch)
 
+    def counts(self) -> dict:
+        """A JSON-able summary for run records: the layout, prefix and the number of keys in each category."""
+        return {
+            "layout": self.layout, "prefix": self.prefix, "matched": len(self.matched), "missing": len(self.missing),
+            "unexpected": len(self.unexpected), "shape_mismatch": len(self.shape_mismatch),
+        }
+
     def summary(self, limit: int = _SUMMARY_LIMIT) -> str:
         """Counts, then the surprises (missing, unexpected, shape mismatches), each list cut at ``limit`` names."""
         total = len(self.matched) + len(self.missing) + len(self.shape_mismatch)

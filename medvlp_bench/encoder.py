@@ -21,8 +21,8 @@ Methods with a text tower use a :class:`TextEncoder`:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional, Sequence
 
-from typing import Sequence
 
 import torch
 from torch import nn
@@ -43,6 +43,8 @@ class ImageEncoder(nn.Module):
     map_strides: Sequence[int] = ()
     #: architecture name (the encoder plugin's name), recorded in run records
     arch: str = ""
+    #: how checkpoint weights were imported (e.g. ``LoadReport.counts()``), recorded in run records when set
+    weights_report: Optional[dict] = None
 
     def global_features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -66,6 +68,7 @@ class ImageEncoder(nn.Module):
             "map_strides": list(self.map_strides),
             "mean": list(self.mean),
             "std": list(self.std),
+            **({"weights_report": self.weights_report} if self.weights_report else {}),
         }
 
 

@@ -88,3 +88,21 @@ def test_vlp_encoders_use_the_reference_normalisation():
 
     encoder = vlp_image_encoder(lambda name: ResNetEncoder(name, 64), "resnet18")
     assert tuple(encoder.mean) == tuple(encoder.std) == (0.5, 0.5, 0.5)
+
+
+def test_imported_checkpoint_counts_are_recorded_with_the_encoder(tmp_path):
+    import torch
+
+    from medvlp_bench.specs import MethodContext
+    from medvlp_bench_plugins.encoders.torchvision_resnet import ResNetEncoder
+    from medvlp_bench_plugins.methods.vlp_method import load_image_encoder
+
+    source = ResNetEncoder("resnet18", 64)
+    path = tmp_path / "convirt.ckpt"
+    torch.save({"state_dict": {f"img_encoder.{k}": v for k, v in source.state_dict().items()}}, path)
+    context = MethodContext(encoder="resnet18", build_encoder=lambda name: ResNetEncoder(name, 64),
+                            load_imagenet=lambda name, module: None, checkpoint=path, seed=0,
+                            data_source="synthetic", home=tmp_path)
+    described = load_image_encoder(context, "convirt").describe()
+    report = described["weights_report"]
+    assert report["matched"] > 0 and report["missing"] == 0 and report["shape_mismatch"] == 0

@@ -53,4 +53,5 @@ def load_image_encoder(context: MethodContext, method: str, layout: Optional[str
     encoder = vlp_image_encoder(context.build_encoder, context.encoder)
     report = load_encoder_checkpoint(encoder, context.checkpoint, layout=layout, trust=context.trust_checkpoint)
     print(f"medvlp-bench: {method}: {report.summary()}", file=sys.stderr)
+    encoder.weights_report = report.counts()
     return encoder
