@@ -14,7 +14,7 @@ def registry():
     return load_registry()
 
 
-@pytest.mark.parametrize("name", ["resnet18", "vit_tiny"])
+@pytest.mark.parametrize("name", ["resnet18", "resnet18_64", "vit_tiny"])
 def test_interface_shapes(registry, name):
     torch.manual_seed(0)
     encoder = registry.get("encoder", name).build().eval()

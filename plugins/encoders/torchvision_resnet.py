@@ -4,6 +4,7 @@
   to ``layer4`` (256/512/1024/2048 channels at strides 4/8/16/32); local tokens = ``layer3`` flattened
   (1024-d, (input/16)^2 tokens), as MGCA uses.
 * ``resnet18``: the CPU profile, 128 px input; 512-d global, maps 64/128/256/512 channels.
+* ``resnet18_64``: the same network at 64 px, about 4x cheaper: the quick CPU profile for synthetic demos.
 
 ImageNet weights are torchvision's ``IMAGENET1K_V1`` files, read from the local torch hub cache
 (``$TORCH_HOME/hub/checkpoints``, default ``~/.cache/torch/hub/checkpoints``); nothing is downloaded.
@@ -28,10 +29,11 @@ class ResNetEncoder(ImageEncoder):
 
     def __init__(self, arch: str, input_size: int):
         super().__init__()
-        model = getattr(torchvision.models, arch)(weights=None)
+        architecture = arch.split("_")[0]
+        model = getattr(torchvision.models, architecture)(weights=None)
         model.fc = nn.Identity()
         self.model = model
-        self.arch = arch
+        self.arch = architecture
         self.input_size = input_size
         self.mean, self.std = IMAGENET_MEAN, IMAGENET_STD
         self.map_channels = tuple(self._stage_channels())
@@ -64,7 +66,7 @@ class ResNetEncoder(ImageEncoder):
 
 def _imagenet_loader(arch: str):
     weights_enum = {"resnet18": torchvision.models.ResNet18_Weights, "resnet50": torchvision.models.ResNet50_Weights}
-    url = weights_enum[arch].IMAGENET1K_V1.url
+    url = weights_enum[arch.split("_")[0]].IMAGENET1K_V1.url
 
     def load(encoder: ImageEncoder) -> None:
         path = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
@@ -96,4 +98,5 @@ def medvlp_bench_image_encoders():
     return [
         _spec("resnet50", 224, "ResNet-50 (torchvision), 224 px: the paper's profile"),
         _spec("resnet18", 128, "ResNet-18 (torchvision), 128 px: the CPU profile"),
+        _spec("resnet18_64", 64, "ResNet-18 (torchvision), 64 px: the quick CPU profile (synthetic demos)"),
     ]
