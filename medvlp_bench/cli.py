@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, nargs="+", default=[0], help="run seed(s); one record per seed")
     run.add_argument("--out", type=Path, default=Path("results"), help="folder of run records")
     run.add_argument("--encoder", default=None,
-                     help="image encoder architecture (default: resnet18 on synthetic data, resnet50 on real data)")
+                     help="image encoder architecture (default: resnet18_64 on synthetic data, resnet50 on real data)")
     run.add_argument("--checkpoint", type=Path, default=None, help="weights file of the method to evaluate")
     run.add_argument("--trust-checkpoint", action="store_true",
                      help="allow loading a checkpoint that needs more than plain tensors (executes pickled code)")
@@ -100,11 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--method", required=True, help="method name (see `medvlp-bench plugins`)")
     pre.add_argument("--corpus", default="mimic_cxr", help="dataset holding the image-report pairs")
     pre.add_argument("--image-encoder", default=None,
-                     help="image encoder (default: resnet18 on synthetic data, resnet50 on real data)")
+                     help="image encoder (default: resnet18_64 on synthetic data, resnet50 on real data)")
     pre.add_argument("--text-encoder", default=None,
                      help="text encoder (default: the method's, e.g. tiny_bert on synthetic, bio_clinicalbert on real)")
-    pre.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: 3 synthetic, 50 real)")
-    pre.add_argument("--batch-size", type=int, default=None, help="batch per device (default: 32 synthetic, 72 real)")
+    pre.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: 15 synthetic, 50 real)")
+    pre.add_argument("--batch-size", type=int, default=None, help="batch per device (default: 64 synthetic, 72 real)")
     pre.add_argument("--devices", type=int, default=1, help="devices per node (GPUs, or CPU processes)")
     pre.add_argument("--num-nodes", type=int, default=1, help="nodes")
     pre.add_argument("--strategy", default="auto", help="Lightning strategy (e.g. ddp)")

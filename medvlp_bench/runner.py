@@ -27,8 +27,8 @@ from medvlp_bench.records import RunRecord, collect_provenance, config_key, find
 from medvlp_bench.registry import Registry
 from medvlp_bench.specs import DatasetSpec, MethodContext, ProtocolInputs, SplitTables
 
-#: encoder used when the user names none: the CPU profile on synthetic data, the paper's on real data
-DEFAULT_ENCODER = {"synthetic": "resnet18", "real": "resnet50"}
+#: encoder used when the user names none: the quick CPU profile on synthetic data, the paper's on real data
+DEFAULT_ENCODER = {"synthetic": "resnet18_64", "real": "resnet50"}
 
 
 @dataclass

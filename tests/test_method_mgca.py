@@ -136,7 +136,7 @@ def test_pretrain_writes_checkpoints_config_and_vocabulary(first_run):
     config = json.loads((out_dir / "config.json").read_text())
     assert config["method"] == "mgca" and config["options"]["num_prototypes"] == 500
     hyper = checkpoint_state(final)["hyper_parameters"]
-    assert hyper["method"] == "mgca" and (hyper["image_encoder"], hyper["text_encoder"]) == ("resnet18", "tiny_bert")
+    assert hyper["method"] == "mgca" and (hyper["image_encoder"], hyper["text_encoder"]) == ("resnet18_64", "tiny_bert")
     assert hyper["vocabulary"] == tiny_text_encoder(corpus=list(corpus.train["text"])).vocabulary
     assert hyper["options"] == config["options"]
 

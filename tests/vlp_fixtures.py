@@ -92,7 +92,7 @@ def registry() -> Registry:
     """A registry holding the tiny encoders under the names the synthetic profile asks for."""
     tiny = Registry()
     origin = Origin("built-in", "", "tests")
-    tiny.add("encoder", ImageEncoderSpec("resnet18", "ResNet-18 at 64 px", build=tiny_image_encoder), origin)
+    tiny.add("encoder", ImageEncoderSpec("resnet18_64", "ResNet-18 at 64 px", build=tiny_image_encoder), origin)
     tiny.add("text_encoder", TextEncoderSpec("tiny_bert", "2-layer 64-wide BERT", build=tiny_text_encoder), origin)
     return tiny
 

@@ -20,9 +20,11 @@ from medvlp_bench.pretraining.model_store import pretrain_key, store_folder, sto
 from medvlp_bench.registry import Registry
 from medvlp_bench.specs import DatasetSpec, MethodSpec, PretrainContext, SplitTables
 
-#: the CPU profile used when the synthetic default needs a pretrained model and none is stored
-SYNTHETIC_PRETRAINING = {"max_epochs": 3, "batch_size": 32}
-REAL_PRETRAINING = {"max_epochs": 50, "batch_size": 72}
+#: the CPU profile used on the synthetic corpus: randomly initialised encoders need a higher learning rate and
+#: more steps than the reference's (lr 2e-5 from pretrained weights); measured with ConVIRT + resnet18_64 +
+#: tiny_bert: linear probe at pct 0.1 on rsna_cls 68.8 % vs random 57.0 %, chexpert_cls 71.1 % vs 59.7 % (AUROC)
+SYNTHETIC_PRETRAINING = {"max_epochs": 15, "batch_size": 64, "options": {"learning_rate": 1e-3}}
+REAL_PRETRAINING = {"max_epochs": 50, "batch_size": 72, "options": {}}
 DEFAULT_CORPUS = "mimic_cxr"
 
 
@@ -58,7 +60,7 @@ def _defaults(request: PretrainRequest) -> dict:
 def resolve_config(method: MethodSpec, dataset: DatasetSpec, request: PretrainRequest, corpus_hash: str) -> dict:
     """The pretraining config that identifies a model: everything that changes the learnt weights."""
     defaults = _defaults(request)
-    image_encoder = request.image_encoder or ("resnet18" if request.data_source == "synthetic" else "resnet50")
+    image_encoder = request.image_encoder or ("resnet18_64" if request.data_source == "synthetic" else "resnet50")
     text_encoder = request.text_encoder or method.default_text_encoder.get(request.data_source)
     if text_encoder is None:
         raise MedvlpError(f"method {method.name!r} names no default text encoder; pass --text-encoder")
@@ -76,7 +78,7 @@ def resolve_config(method: MethodSpec, dataset: DatasetSpec, request: PretrainRe
         "global_batch_size": batch_size * request.devices * request.num_nodes,
         "precision": request.precision,
         "seed": request.seed,
-        "options": {**dict(method.default_options), **request.options},
+        "options": {**dict(method.default_options), **defaults["options"], **request.options},
     }
 
 
