@@ -106,3 +106,27 @@ def test_imported_checkpoint_counts_are_recorded_with_the_encoder(tmp_path):
     described = load_image_encoder(context, "convirt").describe()
     report = described["weights_report"]
     assert report["matched"] > 0 and report["missing"] == 0 and report["shape_mismatch"] == 0
+
+
+def test_last_checkpoint_is_written_after_every_epoch_not_only_at_the_end(tmp_path, monkeypatch):
+    """A killed pretraining resumes from its last finished epoch, so last.ckpt must exist after each epoch."""
+    import lightning as L
+    from lightning.pytorch.callbacks import Callback
+
+    import medvlp_bench.pretraining.fit as fit
+    from medvlp_bench_plugins.methods.convirt import medvlp_bench_methods
+    from vlp_fixtures import pretrain, write_corpus
+
+    last = tmp_path / "out" / "checkpoints" / "last.ckpt"
+    seen = []
+
+    class LastCheckpointProbe(Callback):
+        def on_train_epoch_start(self, trainer, module):
+            seen.append(last.is_file())
+
+    trainer_class = L.Trainer
+    monkeypatch.setattr(fit.L, "Trainer", lambda *args, callbacks=(), **kwargs: trainer_class(
+        *args, callbacks=[*callbacks, LastCheckpointProbe()], **kwargs))
+    (method,) = medvlp_bench_methods()
+    pretrain(method, write_corpus(tmp_path / "corpus"), tmp_path / "out", max_epochs=3)
+    assert seen == [False, True, True]

@@ -43,7 +43,7 @@ def fit_pretraining(
     out_dir = Path(out_dir)
     quiet_lightning()
     L.seed_everything(seed, workers=True, verbose=False)
-    checkpoints = ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, save_top_k=0, every_n_epochs=1)
+    checkpoints = ModelCheckpoint(dirpath=out_dir / "checkpoints", save_last=True, save_top_k=1, every_n_epochs=1)
     settings = dict(trainer_settings)
     trainer = L.Trainer(
         max_epochs=settings.get("max_epochs", 1),
