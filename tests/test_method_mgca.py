@@ -29,10 +29,6 @@ from vlp_fixtures import (  # noqa: F401 (one_cpu_thread: an autouse fixture)
 )
 
 
-def completed_epochs(checkpoint: dict) -> int:
-    return checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["completed"]
-
-
 def module(**options) -> MGCAModule:
     torch.manual_seed(0)
     options = {"num_prototypes": 16, "projection_hidden_dim": 32, **options}
@@ -170,6 +166,5 @@ def test_resume_continues_from_the_last_epoch(first_run, spec):
     first = checkpoint_state(out_dir / "checkpoints" / "last.ckpt")
     pretrain(spec, corpus, out_dir, max_epochs=2, resume=True)
     second = checkpoint_state(out_dir / "checkpoints" / "last.ckpt")
-    assert [completed_epochs(state) for state in (first, second)] == [1, 2]
     assert second["epoch"] == first["epoch"] + 1
     assert first["global_step"] == 2 and second["global_step"] == 4
