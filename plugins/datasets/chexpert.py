@@ -51,7 +51,13 @@ from medvlp_bench.api import (
     hookimpl,
     partition,
 )
-from medvlp_bench_plugins.datasets.raw_tables import decode_problems, listed, missing_images, read_csv_rows
+from medvlp_bench_plugins.datasets.raw_tables import (
+    decode_problems,
+    listed,
+    missing_images,
+    read_csv_rows,
+    synthetic_writer,
+)
 
 CITATION = (
     "Irvin J, Rajpurkar P, Ko M, et al. CheXpert: A Large Chest Radiograph Dataset with Uncertainty Labels and "
@@ -294,13 +300,6 @@ def check(folder: Path) -> list[str]:
     return problems + ([str(overlap)] if overlap is not None else [])
 
 
-def _write_synthetic(folder: Path, seed: int, scale: float) -> None:
-    """Write the synthetic twin of this dataset in the raw layout (module ``chexpert_synthetic``)."""
-    from medvlp_bench_plugins.datasets.chexpert_synthetic import write_chexpert
-
-    write_chexpert(folder, seed, scale)
-
-
 @hookimpl
 def medvlp_bench_datasets():
     return [
@@ -311,7 +310,7 @@ def medvlp_bench_datasets():
             url=URL,
             folder="CheXpert-v1.0-small",
             check=check,
-            write_synthetic=_write_synthetic,
+            write_synthetic=synthetic_writer("chexpert_synthetic", "write_chexpert"),
         )
     ]
 

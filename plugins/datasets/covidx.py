@@ -37,7 +37,13 @@ import numpy as np
 import pandas as pd
 
 from medvlp_bench.api import DataError, DatasetSpec, SplitTables, TaskSpec, hookimpl, partition
-from medvlp_bench_plugins.datasets.raw_tables import decode_problems, first_by_row, listed, missing_images
+from medvlp_bench_plugins.datasets.raw_tables import (
+    decode_problems,
+    first_by_row,
+    listed,
+    missing_images,
+    synthetic_writer,
+)
 
 CITATION = (
     "Wang L, Lin ZQ, Wong A. COVID-Net: a tailored deep convolutional neural network design for detection of "
@@ -173,13 +179,6 @@ def check(folder: Path) -> list[str]:
     return [line for list_name in IMAGE_FOLDERS for line in _check_list(Path(folder), list_name)]
 
 
-def _write_synthetic(folder: Path, seed: int, scale: float) -> None:
-    """Write the synthetic twin of this dataset in the raw layout (module ``covidx_synthetic``)."""
-    from medvlp_bench_plugins.datasets.covidx_synthetic import write_covidx
-
-    write_covidx(folder, seed, scale)
-
-
 @hookimpl
 def medvlp_bench_datasets():
     return [
@@ -190,7 +189,7 @@ def medvlp_bench_datasets():
             url=URL,
             folder="COVIDx",
             check=check,
-            write_synthetic=_write_synthetic,
+            write_synthetic=synthetic_writer("covidx_synthetic", "write_covidx"),
         )
     ]
 

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from medvlp_bench.api import DataError, DatasetSpec, hookimpl, read_image
+from medvlp_bench_plugins.datasets.raw_tables import synthetic_writer
 
 CITATION = (
     "Johnson AEW, Pollard TJ, Greenbaum NR, et al. MIMIC-CXR-JPG, a large publicly available database of labeled "
@@ -182,13 +183,6 @@ def check(folder: Path) -> list[str]:
     return problems
 
 
-def _write_synthetic(folder: Path, seed: int, scale: float) -> None:
-    """Write the synthetic twin of this dataset in the raw layout (module ``mimic_cxr_synthetic``)."""
-    from medvlp_bench_plugins.datasets.mimic_cxr_synthetic import write_mimic_cxr
-
-    write_mimic_cxr(folder, seed, scale)
-
-
 def _load_corpus(folder: Path):
     """The image-report pairs (module ``mimic_cxr_corpus``)."""
     from medvlp_bench_plugins.datasets.mimic_cxr_corpus import load_corpus
@@ -206,7 +200,7 @@ def medvlp_bench_datasets():
             url=URL,
             folder="mimic-cxr-jpg",
             check=check,
-            write_synthetic=_write_synthetic,
+            write_synthetic=synthetic_writer("mimic_cxr_synthetic", "write_mimic_cxr"),
             load_corpus=_load_corpus,
         )
     ]

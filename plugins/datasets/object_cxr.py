@@ -51,6 +51,7 @@ from medvlp_bench_plugins.datasets.raw_tables import (
     missing_images,
     raster_size,
     read_csv_rows,
+    synthetic_writer,
     with_image_sizes,
 )
 
@@ -257,13 +258,6 @@ def check(folder: Path) -> list[str]:
     return [line for csv_name in IMAGE_FOLDERS for line in _check_csv(Path(folder), csv_name)]
 
 
-def _write_synthetic(folder: Path, seed: int, scale: float) -> None:
-    """Write the synthetic twin of this dataset in the raw layout (module ``object_cxr_synthetic``)."""
-    from medvlp_bench_plugins.datasets.object_cxr_synthetic import write_object_cxr
-
-    write_object_cxr(folder, seed, scale)
-
-
 @hookimpl
 def medvlp_bench_datasets():
     return [
@@ -274,7 +268,7 @@ def medvlp_bench_datasets():
             url=URL,
             folder=FOLDER,
             check=check,
-            write_synthetic=_write_synthetic,
+            write_synthetic=synthetic_writer("object_cxr_synthetic", "write_object_cxr"),
         )
     ]
 

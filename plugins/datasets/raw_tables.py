@@ -1,5 +1,5 @@
 """Helpers the dataset plugins share for reading raw downloads: CSV rows with their line numbers, missing-image
-reports, problem lists for ``check()`` and image sanity checks.
+reports, problem lists for ``check()``, image sanity checks, and lazily imported synthetic writers.
 
 Row numbers are 1-based file lines with the header on line 1, as :class:`~medvlp_bench.api.DataError` expects.
 """
@@ -7,6 +7,7 @@ Row numbers are 1-based file lines with the header on line 1, as :class:`~medvlp
 from __future__ import annotations
 
 import csv
+import importlib
 import os
 from pathlib import Path
 from typing import Callable, Iterable
@@ -152,3 +153,14 @@ def is_dicom(path: str) -> bool:
             return handle.read(132)[128:] == b"DICM"
     except OSError:
         return False
+
+
+def synthetic_writer(module: str, function: str) -> Callable[[Path, int, float], None]:
+    """``DatasetSpec.write_synthetic`` for the writer ``function`` of ``medvlp_bench_plugins.datasets.<module>``,
+    imported when called, so registering a dataset does not load its writer (and the phantom)."""
+
+    def write(folder: Path, seed: int, scale: float) -> None:
+        writer = getattr(importlib.import_module(f"medvlp_bench_plugins.datasets.{module}"), function)
+        writer(folder, seed, scale)
+
+    return write

@@ -49,6 +49,7 @@ from medvlp_bench_plugins.datasets.raw_tables import (
     listed,
     missing_images,
     read_csv_rows,
+    synthetic_writer,
 )
 
 CITATION = (
@@ -223,13 +224,6 @@ def check(folder: Path) -> list[str]:
     return lines + _image_problems(table, str(path))
 
 
-def _write_synthetic(folder: Path, seed: int, scale: float) -> None:
-    """Write the synthetic twin of this dataset in the raw layout (module ``rsna_synthetic``)."""
-    from medvlp_bench_plugins.datasets.rsna_synthetic import write_rsna
-
-    write_rsna(folder, seed, scale)
-
-
 @hookimpl
 def medvlp_bench_datasets():
     return [
@@ -240,7 +234,7 @@ def medvlp_bench_datasets():
             url=URL,
             folder="rsna-pneumonia",
             check=check,
-            write_synthetic=_write_synthetic,
+            write_synthetic=synthetic_writer("rsna_synthetic", "write_rsna"),
         )
     ]
 

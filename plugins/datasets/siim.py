@@ -57,6 +57,7 @@ from medvlp_bench_plugins.datasets.raw_tables import (
     first_by_row,
     listed,
     read_csv_rows,
+    synthetic_writer,
     with_image_sizes,
 )
 from medvlp_bench_plugins.datasets.rle import EMPTY, decode_relative_rle, run_end
@@ -259,13 +260,6 @@ def check(folder: Path) -> list[str]:
     return lines + decode_problems(table["image_path"])
 
 
-def _write_synthetic(folder: Path, seed: int, scale: float) -> None:
-    """Write the synthetic twin of this dataset in the raw layout (module ``siim_synthetic``)."""
-    from medvlp_bench_plugins.datasets.siim_synthetic import write_siim
-
-    write_siim(folder, seed, scale)
-
-
 @hookimpl
 def medvlp_bench_datasets():
     return [
@@ -276,7 +270,7 @@ def medvlp_bench_datasets():
             url=URL,
             folder=FOLDER,
             check=check,
-            write_synthetic=_write_synthetic,
+            write_synthetic=synthetic_writer("siim_synthetic", "write_siim"),
         )
     ]
 
