@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="image encoder (default: resnet18_64 on synthetic data, resnet50 on real data)")
     pre.add_argument("--text-encoder", default=None,
                      help="text encoder (default: the method's, e.g. tiny_bert on synthetic, bio_clinicalbert on real)")
-    pre.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: 15 synthetic, 50 real)")
+    pre.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: 4 synthetic, 50 real)")
     pre.add_argument("--batch-size", type=int, default=None, help="batch per device (default: 64 synthetic, 72 real)")
     pre.add_argument("--devices", type=int, default=1, help="devices per node (GPUs, or CPU processes)")
     pre.add_argument("--num-nodes", type=int, default=1, help="nodes")

@@ -123,7 +123,7 @@ def test_tokenize_refuses_a_single_string(tiny):
 
 def test_describe_names_layers_and_vocabulary(tiny):
     description = tiny.describe()
-    assert description["arch"] == "tiny_bert" and description["layers"] == 4
+    assert description["arch"] == "tiny_bert" and description["layers"] == 2
     assert description["vocab_size"] == len(tiny.vocabulary) <= 3000
     assert description["reference_position_quirk"] is False
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from medvlp_bench.api import MedvlpError
 from medvlp_bench_plugins.methods import convirt
 from medvlp_bench_plugins.methods.contrastive_losses import info_nce_loss
 from medvlp_bench_plugins.methods.convirt_module import ConVIRTModule
@@ -59,6 +60,27 @@ def test_training_step_is_infonce_of_the_projected_global_embeddings():
         image = F.normalize(model.global_image_head(model.img_encoder_q.global_features(images)), dim=-1)
         text = F.normalize(model.global_text_head(model.encode_text(batch_texts).features.cls), dim=-1)
     assert torch.allclose(losses["loss"], info_nce_loss(image, text, 0.2), rtol=1e-5)
+
+
+def test_mean_report_pooling_feeds_the_mean_token_state_to_the_text_head():
+    model = module(report_pooling="mean")
+    images, batch_texts = image_batch(), texts(BATCH)
+    torch.manual_seed(5)
+    losses = model.compute_losses(images, batch_texts)
+    torch.manual_seed(5)
+    with torch.no_grad():
+        image = F.normalize(model.global_image_head(model.img_encoder_q.global_features(images)), dim=-1)
+        encoded = model.encode_text(batch_texts)
+        mask = encoded.tokens["attention_mask"].bool()
+        report = torch.stack([states[keep].mean(dim=0) for states, keep in zip(encoded.features.tokens, mask)])
+        text = F.normalize(model.global_text_head(report), dim=-1)
+    assert not torch.allclose(report, encoded.features.cls)
+    assert torch.allclose(losses["loss"], info_nce_loss(image, text, 0.07), rtol=1e-5)
+
+
+def test_unknown_report_pooling_is_refused():
+    with pytest.raises(MedvlpError, match="report_pooling must be one of cls, mean"):
+        module(report_pooling="max")
 
 
 def test_pretrain_then_load_image_encoder(tmp_path, spec):

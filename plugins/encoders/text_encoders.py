@@ -34,7 +34,7 @@ def medvlp_bench_text_encoders():
         ),
         TextEncoderSpec(
             name="tiny_bert",
-            description="random 4-layer 128-d BERT with a WordPiece vocabulary (<= 3,000) learnt from the corpus; CPU",
+            description="random 2-layer 128-d BERT with a WordPiece vocabulary (<= 3,000) learnt from the corpus; CPU",
             build=_builder("build_tiny_bert"),
         ),
     ]

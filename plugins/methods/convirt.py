@@ -6,7 +6,8 @@ projection heads to 128-d, are L2-normalised, and enter a symmetric InfoNCE with
 directions summed. The training module is :class:`medvlp_bench_plugins.methods.convirt_module.ConVIRTModule`,
 imported only when pretraining.
 
-Options (:data:`DEFAULT_OPTIONS`): ``temperature`` 0.07; ``embedding_dim`` 128, ``projection_hidden_dim`` 2048;
+Options (:data:`DEFAULT_OPTIONS`): ``temperature`` 0.07; ``report_pooling`` ``"cls"`` (the report feature is the
+[CLS] state; ``"mean"`` averages all token states, see ``VisionLanguageModule.report_feature``); ``embedding_dim`` 128, ``projection_hidden_dim`` 2048;
 ``gather_negatives`` False (True: negatives from every DDP rank, all_gather with gradients); the optimiser options
 of :data:`vlp_method.OPTIMISER_OPTIONS` (AdamW lr 2e-5, weight decay 0.05, as Ref).
 
@@ -23,6 +24,7 @@ from medvlp_bench_plugins.methods.vlp_method import OPTIMISER_OPTIONS, load_imag
 
 DEFAULT_OPTIONS = {
     "temperature": 0.07,
+    "report_pooling": "cls",
     "embedding_dim": 128,
     "projection_hidden_dim": 2048,
     "gather_negatives": False,

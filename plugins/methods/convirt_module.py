@@ -32,5 +32,5 @@ class ConVIRTModule(VisionLanguageModule):
     def compute_losses(self, images: torch.Tensor, texts: list[str]) -> dict[str, torch.Tensor]:
         text = self.encode_text(texts)
         image_embeddings = F.normalize(self.global_image_head(self.img_encoder_q.global_features(images)), dim=-1)
-        text_embeddings = F.normalize(self.global_text_head(text.features.cls), dim=-1)
+        text_embeddings = F.normalize(self.global_text_head(self.report_feature(text)), dim=-1)
         return {"loss": self.instance_alignment_loss(image_embeddings, text_embeddings, self.options["temperature"])}

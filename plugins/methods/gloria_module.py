@@ -21,13 +21,7 @@ from medvlp_bench_plugins.methods.gloria import DEFAULT_OPTIONS
 from medvlp_bench_plugins.methods.gloria_losses import gloria_global_loss, gloria_local_loss
 from medvlp_bench_plugins.methods.mgca_losses import aggregate_word_pieces
 from medvlp_bench_plugins.methods.vlp_heads import GloriaImageEmbedders
-from medvlp_bench_plugins.methods.vlp_module import VisionLanguageModule, local_token_dim
-
-
-def masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over dim 1 of (B, T, D) ``states`` where ``mask`` (B, T) is non-zero: (B, D)."""
-    weights = mask.to(states.dtype).unsqueeze(-1)
-    return (states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
+from medvlp_bench_plugins.methods.vlp_module import VisionLanguageModule, local_token_dim, masked_mean
 
 
 class GloriaModule(VisionLanguageModule):

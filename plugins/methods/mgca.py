@@ -17,6 +17,9 @@ Ref's command line uses weights 1, 1, 1 (its ``lambda_1``, ``lambda_2``, ``lambd
 * ``num_prototypes`` 500, ``sinkhorn_eps`` 0.05, ``sinkhorn_iterations`` 3: the prototype layer and its
   Sinkhorn-Knopp targets; ``freeze_prototypes_epochs`` 1: the prototypes get no update in the first epoch(s);
 * ``importance_quantiles`` [0.1, 0.9]: per-report clipping of word importance;
+* ``report_pooling`` ``"cls"``: the report feature is the last layer's [CLS] state, as Ref; ``"mean"`` averages
+  all token states instead (see ``VisionLanguageModule.report_feature``; the synthetic CPU profile's choice for a
+  text tower trained from scratch);
 * ``embedding_dim`` 128, ``projection_hidden_dim`` 2048: the projection heads;
 * ``normalise_patch_context`` True: L2-normalise the word context of each patch (Ref does so for ResNets only;
   False reproduces its ViT runs);
@@ -54,6 +57,7 @@ DEFAULT_OPTIONS = {
     "sinkhorn_iterations": 3,
     "freeze_prototypes_epochs": 1,
     "importance_quantiles": [0.1, 0.9],
+    "report_pooling": "cls",
     "embedding_dim": 128,
     "projection_hidden_dim": 2048,
     "normalise_patch_context": True,

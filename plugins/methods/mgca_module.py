@@ -64,7 +64,7 @@ class MGCAModule(VisionLanguageModule):
             text.features.cls_attention, reference_shifted_importance=options["reference_shifted_importance"],
         )
         image_embeddings = F.normalize(self.global_image_head(image_global), dim=-1)
-        text_embeddings = F.normalize(self.global_text_head(text.features.cls), dim=-1)
+        text_embeddings = F.normalize(self.global_text_head(self.report_feature(text)), dim=-1)
         patch_embeddings = F.normalize(self.local_image_head(image_local), dim=-1)
         word_embeddings = F.normalize(self.local_text_head(words.embeddings, words.mask), dim=-1)
 

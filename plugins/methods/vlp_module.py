@@ -119,6 +119,16 @@ def local_token_dim(encoder: ImageEncoder) -> int:
         encoder.train(was_training)
 
 
+def masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over dim 1 of (B, T, D) ``states`` where ``mask`` (B, T) is non-zero: (B, D)."""
+    weights = mask.to(states.dtype).unsqueeze(-1)
+    return (states * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
+
+
+#: values of the ``report_pooling`` option: the report feature is the [CLS] state (Ref) or the mean of all states
+REPORT_POOLINGS = ("cls", "mean")
+
+
 class EncodedText(NamedTuple):
     """A tokenised batch of texts (``input_ids``, ``attention_mask``, ``is_continuation`` (B, T)) and its features."""
 
@@ -140,6 +150,9 @@ class VisionLanguageModule(L.LightningModule):
                  text_encoder_name: str, options: Optional[Mapping[str, Any]] = None):
         super().__init__()
         self.options = resolve_options(self.method, self.default_options, options or {})
+        if self.options.get("report_pooling", "cls") not in REPORT_POOLINGS:
+            raise MedvlpError(f"{self.method} option report_pooling must be one of {', '.join(REPORT_POOLINGS)}, "
+                              f"not {self.options['report_pooling']!r}")
         self.img_encoder_q = image_encoder
         self.text_encoder_q = text_encoder
         vocabulary = getattr(text_encoder, "vocabulary", None)
@@ -189,6 +202,15 @@ class VisionLanguageModule(L.LightningModule):
         """Tokenise ``texts`` (on the module's device) and run the text encoder."""
         tokens = {name: value.to(self.device) for name, value in self.text_encoder_q.tokenize(texts).items()}
         return EncodedText(tokens, self.text_encoder_q(tokens["input_ids"], tokens["attention_mask"]))
+
+    def report_feature(self, text: EncodedText) -> torch.Tensor:
+        """The (B, H) report feature fed to the global text head, by the ``report_pooling`` option: ``"cls"`` the
+        last layer's [CLS] state (Ref), ``"mean"`` the mean of the last layer's states over [CLS] ... [SEP]
+        (padding excluded). A randomly initialised text tower's [CLS] state barely differs between reports until
+        the tower has learnt to gather them into it, while the mean carries every word from the first step."""
+        if self.options.get("report_pooling", "cls") == "cls":
+            return text.features.cls
+        return masked_mean(text.features.tokens, text.tokens["attention_mask"])
 
     def instance_alignment_loss(self, image_embeddings: torch.Tensor, text_embeddings: torch.Tensor,
                                 temperature: float) -> torch.Tensor:

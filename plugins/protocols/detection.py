@@ -19,13 +19,16 @@ cannot be cached; the encoder is computed on the fly (on a copy: the caller's en
 ``frozen_bn=False`` is recorded.
 
 Head, loss, decoding: :mod:`yolo_head` (COCO anchors scaled by input_size / 416, 1 class, ignore threshold 0.5,
-coordinate weight 2.5, no-object weight 0.5; confidence 0.5, NMS 0.5). Training: AdamW (lr 5e-4, weight decay
+coordinate weight 2.5, no-object weight 0.5; NMS 0.5). Predictions scored >= ``conf_threshold`` (0.05) are kept
+for the metrics, so mAP sees the whole precision-recall curve; the reference's confidence threshold (0.5,
+``reference_conf_threshold``) applies to ``map_reference`` only. Training: AdamW (lr 5e-4, weight decay
 1e-6, batch 16; at ``pct <= 0.01``, ``lr_at_1pct`` 2e-4 and ``batch_size_at_1pct`` 8), at most 50 epochs, early
 stopping on validation ``map`` (patience 10), test with the best checkpoint (:mod:`yolo_detector`).
 
 Metrics (:mod:`detection_metrics`), computed in the prepared image's pixels (IoU, hence mAP, is unchanged by the
 letterbox's uniform scaling and translation): ``map`` (primary: COCO mAP over IoU 0.40:0.05:0.75 on all test
-images), ``map_reference`` (the reference's variant: only images with >= 1 prediction and >= 1 box), ``map_50``.
+images), ``map_reference`` (the reference's variant: predictions scored >= 0.5, only images with >= 1 such prediction
+and >= 1 box), ``map_50``.
 """
 
 from __future__ import annotations
@@ -62,7 +65,8 @@ DEFAULT_HPARAMS = {
     "ignore_threshold": 0.5,
     "coord_weight": 2.5,
     "noobj_weight": 0.5,
-    "conf_threshold": 0.5,
+    "conf_threshold": 0.05,
+    "reference_conf_threshold": 0.5,
     "nms_threshold": 0.5,
     "use_cache": True,
     "reference_bn_drift": False,
@@ -149,6 +153,7 @@ def run(inputs: ProtocolInputs) -> ProtocolResult:
         weight_decay=float(hp["weight_decay"]), ignore_threshold=float(hp["ignore_threshold"]),
         coord_weight=float(hp["coord_weight"]), noobj_weight=float(hp["noobj_weight"]),
         conf_threshold=float(hp["conf_threshold"]), nms_threshold=float(hp["nms_threshold"]),
+        reference_conf_threshold=float(hp["reference_conf_threshold"]),
     )
     L.seed_everything(inputs.seed, workers=True, verbose=False)
     on_the_fly = None if use_cache else (copy.deepcopy(encoder) if bn_drift else encoder)

@@ -67,6 +67,7 @@ class HeadSettings:
     noobj_weight: float
     conf_threshold: float
     nms_threshold: float
+    reference_conf_threshold: float = 0.5
 
 
 class YoloDetector(L.LightningModule):
@@ -80,7 +81,8 @@ class YoloDetector(L.LightningModule):
         self.encoder = encoder
         if encoder is not None:
             encoder.requires_grad_(False)
-        self.val_map, self.test_map = DetectionMeanAP(), DetectionMeanAP()
+        self.val_map = DetectionMeanAP(reference_score_threshold=settings.reference_conf_threshold)
+        self.test_map = DetectionMeanAP(reference_score_threshold=settings.reference_conf_threshold)
         self.test_scores: dict[str, float] = {}
 
     def train(self, mode: bool = True):
