@@ -7,6 +7,7 @@ forced) -> ask the method for the image encoder -> run the task's protocol -> wr
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import sys
 import tempfile
@@ -65,6 +66,13 @@ class DataLocation:
     source: str  # "synthetic" | "real"
 
 
+@functools.cache
+def _say_synthetic_default() -> None:
+    """Tell the user, once per process, that the synthetic default stands in for real data."""
+    print("medvlp-bench: no data root configured (--data-root / MEDVLP_DATA_ROOT); using the synthetic default",
+          file=sys.stderr)
+
+
 def locate_dataset(dataset: DatasetSpec, request: RunRequest) -> DataLocation:
     """The folder holding ``dataset``'s raw layout: an explicit path, the data root, or the synthetic default."""
     if not request.synthetic:
@@ -73,8 +81,7 @@ def locate_dataset(dataset: DatasetSpec, request: RunRequest) -> DataLocation:
         root = request.data_root or configured_data_root()
         if root is not None:
             return DataLocation(Path(root) / dataset.folder, "real")
-        print("medvlp-bench: no data root configured (--data-root / MEDVLP_DATA_ROOT); using the synthetic default",
-              file=sys.stderr)
+        _say_synthetic_default()
     folder = ensure_synthetic(dataset, request.synthetic_seed, request.synthetic_scale)
     return DataLocation(folder, "synthetic")
 

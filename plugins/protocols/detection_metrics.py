@@ -41,7 +41,10 @@ METRIC_DEFINITIONS = {
 
 
 def _mean_average_precision(iou_thresholds: Sequence[float]) -> MeanAveragePrecision:
-    return MeanAveragePrecision(box_format="xyxy", iou_type="bbox", iou_thresholds=list(iou_thresholds))
+    """torchmetrics' COCO mAP on the ``faster_coco_eval`` backend (the same numbers as pycocotools, which the tests
+    check, about 5x faster to compute: validation computes it every epoch)."""
+    return MeanAveragePrecision(box_format="xyxy", iou_type="bbox", iou_thresholds=list(iou_thresholds),
+                                backend="faster_coco_eval")
 
 
 class DetectionMeanAP(nn.Module):

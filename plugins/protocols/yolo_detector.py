@@ -29,6 +29,10 @@ from medvlp_bench_plugins.protocols.feature_map_cache import level_maps
 from medvlp_bench_plugins.protocols.yolo_head import YoloHead, detections, yolo_loss
 
 
+#: images per forward pass in validation and test (the head is in eval mode there, so the scores do not depend on it)
+EVAL_BATCH_SIZE = 64
+
+
 class DetectionSamples(Dataset):
     """Item n: ``{"arrays": [array[n] as a tensor for each array], "boxes": (M, 4) float32, "valid": (M,) bool}``.
 
@@ -179,7 +183,7 @@ def fit_and_test(
     )
 
     def loader(split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(data[split], batch_size=batch_size, shuffle=shuffle)
+        return DataLoader(data[split], batch_size=batch_size if shuffle else EVAL_BATCH_SIZE, shuffle=shuffle)
 
     trainer.fit(detector, loader("train", True), loader("val", False))
     trainer.test(detector, loader("test", False), ckpt_path=checkpoint.best_model_path, verbose=False)
