@@ -33,7 +33,7 @@ from medvlp_bench.protocols.feature_cache import model_input, normalise, preferr
 from medvlp_bench.encoder import ImageEncoder, TextEncoder, TextFeatures
 from medvlp_bench.errors import DataError, MedvlpError, WeightsNotFoundError
 from medvlp_bench.hookspecs import hookimpl
-from medvlp_bench.lightning_logging import quiet_lightning
+from medvlp_bench.lightning_logging import epoch_progress, quiet_lightning
 from medvlp_bench.specs import (
     SAMPLE_COLUMNS,
     DatasetSpec,
@@ -70,6 +70,7 @@ __all__ = [
     "normalise",
     "preferred_device",
     "quiet_lightning",
+    "epoch_progress",
     "prepare_images",
     "prepared_side",
     "prepared_sizes",

@@ -160,7 +160,7 @@ def run(inputs: ProtocolInputs) -> ProtocolResult:
     detector = YoloDetector(settings, encoder=on_the_fly, bn_drift=bn_drift)
     outcome = fit_and_test(
         detector, data, batch_size=int(hp["batch_size"]), max_epochs=int(hp["max_epochs"]),
-        patience=int(hp["patience"]), work_dir=Path(inputs.work_dir),
+        patience=int(hp["patience"]), work_dir=Path(inputs.work_dir), label=f"{task.name} head",
     )
     return ProtocolResult(
         metrics=outcome.test_scores,

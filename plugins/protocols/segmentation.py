@@ -43,7 +43,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from medvlp_bench.api import ProtocolInputs, ProtocolResult, ProtocolSpec, hookimpl, quiet_lightning
+from medvlp_bench.api import ProtocolInputs, ProtocolResult, ProtocolSpec, epoch_progress, hookimpl, quiet_lightning
 
 DEFAULT_HPARAMS = {
     "lr": 5e-4,
@@ -103,7 +103,7 @@ def run(inputs: ProtocolInputs) -> ProtocolResult:
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
     trainer = L.Trainer(
         max_epochs=hp["max_epochs"],
-        callbacks=[checkpoint, stopper],
+        callbacks=[checkpoint, stopper, epoch_progress(f"{inputs.task.name} decoder", "val_dice")],
         default_root_dir=inputs.work_dir,
         logger=L.pytorch.loggers.CSVLogger(inputs.work_dir, name="segmentation"),
         enable_model_summary=False,

@@ -23,7 +23,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from torch.utils.data import DataLoader, Dataset
 
-from medvlp_bench.api import ImageEncoder, quiet_lightning
+from medvlp_bench.api import ImageEncoder, epoch_progress, quiet_lightning
 from medvlp_bench_plugins.protocols.detection_metrics import DetectionMeanAP
 from medvlp_bench_plugins.protocols.feature_map_cache import level_maps
 from medvlp_bench_plugins.protocols.yolo_head import YoloHead, detections, yolo_loss
@@ -164,6 +164,7 @@ def fit_and_test(
     max_epochs: int,
     patience: int,
     work_dir: Path,
+    label: str = "detection head",
 ) -> FitOutcome:
     """Train on ``data["train"]``, early-stop on ``data["val"]`` mAP, test ``data["test"]`` with the best checkpoint."""
     checkpoint = ModelCheckpoint(dirpath=Path(work_dir) / "checkpoints", monitor="val_map", mode="max")
@@ -171,7 +172,7 @@ def fit_and_test(
     quiet_lightning()
     trainer = L.Trainer(
         max_epochs=max_epochs,
-        callbacks=[checkpoint, stopper],
+        callbacks=[checkpoint, stopper, epoch_progress(label, "val_map")],
         default_root_dir=work_dir,
         logger=L.pytorch.loggers.CSVLogger(work_dir, name="detection"),
         enable_model_summary=False,
