@@ -7,9 +7,10 @@ directions summed. The training module is :class:`medvlp_bench_plugins.methods.c
 imported only when pretraining.
 
 Options (:data:`DEFAULT_OPTIONS`): ``temperature`` 0.07; ``report_pooling`` ``"cls"`` (the report feature is the
-[CLS] state; ``"mean"`` averages all token states, see ``VisionLanguageModule.report_feature``); ``embedding_dim`` 128, ``projection_hidden_dim`` 2048;
-``gather_negatives`` False (True: negatives from every DDP rank, all_gather with gradients); the optimiser options
-of :data:`vlp_method.OPTIMISER_OPTIONS` (AdamW lr 2e-5, weight decay 0.05, as Ref).
+[CLS] state; ``"mean"`` averages all token states, see ``VisionLanguageModule.report_feature``);
+``embedding_dim`` 128, ``projection_hidden_dim`` 2048; ``gather_negatives`` False (True: negatives from every DDP
+rank, all_gather with gradients); the optimiser options of :data:`vlp_method.OPTIMISER_OPTIONS` (AdamW lr 2e-5,
+weight decay 0.05, as Ref).
 
 The original paper projects with Linear-ReLU-Linear to 512-d and uses temperature 0.1 with unequal direction
 weights; the reported ConVIRT numbers beside MGCA's come from re-implementations like this one.

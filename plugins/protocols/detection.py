@@ -66,7 +66,7 @@ DEFAULT_HPARAMS = {
     "coord_weight": 2.5,
     "noobj_weight": 0.5,
     "conf_threshold": 0.05,
-    "reference_conf_threshold": 0.5,
+    "reference_conf_threshold": 0.5,  # detection_metrics.REFERENCE_SCORE_THRESHOLD (not imported: torchmetrics)
     "nms_threshold": 0.5,
     "use_cache": True,
     "reference_bn_drift": False,

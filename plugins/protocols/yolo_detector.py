@@ -24,7 +24,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from torch.utils.data import DataLoader, Dataset
 
 from medvlp_bench.api import ImageEncoder, epoch_progress, quiet_lightning
-from medvlp_bench_plugins.protocols.detection_metrics import DetectionMeanAP
+from medvlp_bench_plugins.protocols.detection_metrics import REFERENCE_SCORE_THRESHOLD, DetectionMeanAP
 from medvlp_bench_plugins.protocols.feature_map_cache import level_maps
 from medvlp_bench_plugins.protocols.yolo_head import YoloHead, detections, yolo_loss
 
@@ -71,7 +71,7 @@ class HeadSettings:
     noobj_weight: float
     conf_threshold: float
     nms_threshold: float
-    reference_conf_threshold: float = 0.5
+    reference_conf_threshold: float = REFERENCE_SCORE_THRESHOLD
 
 
 class YoloDetector(L.LightningModule):
