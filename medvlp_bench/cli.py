@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--checkpoint", type=Path, default=None, help="weights file of the method to evaluate")
     run.add_argument("--trust-checkpoint", action="store_true",
                      help="allow loading a checkpoint that needs more than plain tensors (executes pickled code)")
+    run.add_argument("--pretrain-epochs", type=int, default=None,
+                     help="on synthetic data without --checkpoint: epochs of the method's pretraining (found in the "
+                          "model store or trained once; default: the synthetic profile's 4)")
     run.add_argument("--force", action="store_true", help="run even if a record with the same config exists")
     run.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", type=_option,
                      help="protocol option (JSON value), e.g. --option max_epochs=20 or --option "
@@ -155,7 +158,7 @@ def command_run(args, registry) -> int:
             data_root=args.data_root, dataset_paths=dict(args.dataset_path), synthetic=args.data == "synthetic",
             synthetic_seed=args.synthetic_seed, synthetic_scale=args.synthetic_scale, encoder=args.encoder,
             checkpoint=args.checkpoint, trust_checkpoint=args.trust_checkpoint, force=args.force,
-            hparams=dict(args.option),
+            hparams=dict(args.option), pretrain_epochs=args.pretrain_epochs,
         )
         outcome = run(registry, request)
         record = outcome.record

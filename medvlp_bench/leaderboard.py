@@ -9,7 +9,9 @@ Rules (the same for every format):
   cell (nested seeds, e.g. of the synthetic data, make different configs). Copies of one run (same data source, config key and seed) count once, the last finished one.
 * Rows = methods. When one method has several configs (besides the seed) for one column, e.g. two encoders,
   all of that method's rows in that table are labelled with the config entries that differ between those
-  configs, as dotted paths: ``mgca (encoder=vit_b16)``.
+  configs, as dotted paths: ``mgca (encoder=vit_b16)``. Digests (``*_key``, ``*sha256``, ``*_hash``, e.g. the
+  pretraining key) are left out when a readable entry differs too (``mgca (weights.pretrain.max_epochs=12)``), and
+  otherwise shown by their first 12 characters.
 * Cells = mean ± std (n) of the PRIMARY metric over seeds, in percent with one decimal:
   ``mean = sum(v_i) / n`` and ``std = sqrt(sum((v_i - mean)^2) / (n - 1))`` (ddof = 1) of ``v_i = 100 * metric``;
   the std is omitted when n = 1. Null metrics (undefined on a test set) are left out of mean, std and n.
@@ -50,6 +52,8 @@ SUMMARY_COLUMNS = (
     "table", "kind", "row", "method", "task", "pct", "metric", "higher_is_better", "mean", "std", "n", "best",
 )
 
+#: characters of a digest (pretraining key, checkpoint hash) shown in a row label
+DIGEST_CHARS = 12
 TABLE_TITLES = {"real": "Data: real", "synthetic": "Data: synthetic", "reported": "Reported (published)"}
 
 Format = Literal["md", "csv", "latex"]
@@ -121,10 +125,27 @@ def _row_labels(records: list[RunRecord]) -> list[str]:
             }
     labels = []
     for record, config in zip(records, flat):
-        paths = sorted(differing[(record.data_source, record.method)])
-        details = ", ".join(f"{path}={config[path]}" for path in paths if path in config)
+        paths = _label_paths(sorted(differing[(record.data_source, record.method)]))
+        details = ", ".join(f"{path}={_label_value(path, config[path])}" for path in paths if path in config)
         labels.append(f"{record.method} ({details})" if details else record.method)
     return labels
+
+
+def _is_digest(path: str) -> bool:
+    """A config entry that only fingerprints others (``weights.pretrain_key``, ``weights.checkpoint_sha256``)."""
+    name = path.rsplit(".", 1)[-1]
+    return name.endswith(("_key", "sha256", "_hash"))
+
+
+def _label_paths(paths: list[str]) -> list[str]:
+    """The differing paths worth showing: digests only when nothing readable differs."""
+    readable = [path for path in paths if not _is_digest(path)]
+    return readable or paths
+
+
+def _label_value(path: str, value: str) -> str:
+    """Digests shortened to their first 12 characters."""
+    return value[:DIGEST_CHARS] if _is_digest(path) else value
 
 
 def _flatten(config: dict, prefix: str = "") -> Iterable[tuple[str, str]]:

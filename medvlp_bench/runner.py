@@ -51,6 +51,7 @@ class RunRequest:
     trust_checkpoint: bool = False
     force: bool = False
     hparams: dict = field(default_factory=dict)
+    pretrain_epochs: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,8 @@ def run(registry: Registry, request: RunRequest) -> RunOutcome:
 def _weights_plan(registry: Registry, method, request: RunRequest, location: DataLocation, encoder_name: str):
     """What identifies the weights of a run (part of its config) and, for a method that pretrains and was given no
     ``--checkpoint``, the pretraining plan that provides them (from the model store, or trained on first use)."""
+    if request.pretrain_epochs is not None:
+        _check_pretrain_epochs(request, method)
     if request.checkpoint is not None:
         if not Path(request.checkpoint).is_file():
             raise MedvlpError(f"checkpoint not found: {request.checkpoint}")
@@ -215,8 +218,18 @@ def _weights_plan(registry: Registry, method, request: RunRequest, location: Dat
         if corpus_location.source == "synthetic" else None
     )
     plan = plan_for_run(registry, method, data_source=location.source, corpus_folder=corpus_location.folder,
-                        synthetic=synthetic, image_encoder=encoder_name)
+                        synthetic=synthetic, image_encoder=encoder_name, max_epochs=request.pretrain_epochs)
     return {"pretrain_key": plan.key, "pretrain": plan.config}, plan
+
+
+def _check_pretrain_epochs(request: RunRequest, method) -> None:
+    """``--pretrain-epochs`` needs a positive count, a method that pretrains, and no ``--checkpoint``."""
+    if request.pretrain_epochs < 1:
+        raise MedvlpError(f"--pretrain-epochs must be at least 1, not {request.pretrain_epochs}")
+    if method.pretrain is None:
+        raise MedvlpError(f"--pretrain-epochs: method {method.name!r} has no pretraining")
+    if request.checkpoint is not None:
+        raise MedvlpError("--pretrain-epochs and --checkpoint exclude each other: the checkpoint's weights are used")
 
 
 def _load_imagenet(registry: Registry, name: str, encoder) -> None:

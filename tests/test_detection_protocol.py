@@ -10,9 +10,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from medvlp_bench.api import ImageEncoder, ProtocolInputs, SplitTables, TaskSpec, letterbox_geometry
+from medvlp_bench.api import ImageEncoder, MedvlpError, ProtocolInputs, SplitTables, TaskSpec, letterbox_geometry
 from medvlp_bench_plugins.protocols.detection import (
     detection_levels,
+    head_width,
     medvlp_bench_protocols,
     prepared_boxes,
     resolve_hparams,
@@ -111,6 +112,17 @@ def test_hparams_at_one_percent_and_levels():
     vit.map_strides = (16,)
     assert detection_levels(vit) == (8, 16, 32)
     assert [spec.name for spec in medvlp_bench_protocols()] == ["detection"]
+
+
+def test_auto_head_width_is_a_quarter_of_the_deepest_map():
+    assert head_width("auto", (512, 1024, 2048)) == 512  # ResNet-50: the reference's YOLOv3 head
+    assert head_width("auto", (128, 256, 512)) == 128  # ResNet-18
+    assert head_width("auto", (768, 768, 768)) == 192  # ViT-B/16 resampled to three levels
+    assert head_width("auto", (4, 8, 16)) == 8  # never below 8
+    assert head_width(64, (128, 256, 512)) == 64
+    for bad in (0, -4, "wide", 1.5, True):
+        with pytest.raises(MedvlpError, match="head_width"):
+            head_width(bad, (128, 256, 512))
 
 
 def test_run_twice_second_reads_the_cache(tmp_path, splits):

@@ -155,6 +155,18 @@ def test_nested_seeds_make_different_configs():
     assert dict(zip(frame["row"], frame["n"])) == {"mgca (synthetic.seed=0)": 2, "mgca (synthetic.seed=1)": 1}
 
 
+def test_digests_label_rows_only_when_nothing_readable_differs():
+    def pretrained(record, epochs, key):
+        config = {**record.config, "weights": {"pretrain_key": key, "pretrain": {"max_epochs": epochs}}}
+        return RunRecord(**{**record.to_dict(), "config": config, "config_key": config_key(config)})
+
+    base = make_record("mgca", "rsna_cls", 0.01, 0, 0.8)
+    frame = leaderboard_frame([pretrained(base, 4, "a" * 64), pretrained(base, 12, "b" * 64)])
+    assert sorted(frame["row"]) == ["mgca (weights.pretrain.max_epochs=12)", "mgca (weights.pretrain.max_epochs=4)"]
+    frame = leaderboard_frame([pretrained(base, 4, "a" * 64), pretrained(base, 4, "b" * 64)])
+    assert sorted(frame["row"]) == ["mgca (weights.pretrain_key=aaaaaaaaaaaa)", "mgca (weights.pretrain_key=bbbbbbbbbbbb)"]
+
+
 def test_copies_of_one_run_count_once():
     first = make_record("mgca", "rsna_cls", 0.01, 0, 0.8, finished_at="2024-05-01T12:00:30+00:00")
     later = RunRecord(**{**first.to_dict(), "metrics": {"auroc": 0.9},

@@ -44,3 +44,38 @@ def test_missing_checkpoint_file_is_reported(registry, tmp_path):
                          checkpoint=tmp_path / "nope.ckpt")
     with pytest.raises(MedvlpError, match="checkpoint not found"):
         run(registry, request)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"pretrain_epochs": 0}, "at least 1"),
+        ({"method": "random", "pretrain_epochs": 12}, "'random' has no pretraining"),
+        ({"pretrain_epochs": 12, "checkpoint": "model.ckpt"}, "exclude each other"),
+    ],
+)
+def test_pretrain_epochs_is_checked_before_anything_runs(registry, tmp_path, changes, message):
+    from medvlp_bench.errors import MedvlpError
+
+    fields = {"method": "mgca", "task": "rsna_cls", "pct": 1.0, "synthetic": True, "synthetic_scale": 0.1,
+              "out_dir": tmp_path, **changes}
+    if "checkpoint" in changes:
+        fields["checkpoint"] = tmp_path / changes["checkpoint"]
+        fields["checkpoint"].write_bytes(b"")
+    with pytest.raises(MedvlpError, match=message):
+        run(registry, RunRequest(**fields))
+    assert not list(tmp_path.glob("*.json"))
+
+
+def test_pretrain_epochs_names_another_stored_model(registry):
+    from medvlp_bench.data.synthetic_store import ensure_synthetic
+    from medvlp_bench.pretraining.service import plan_for_run, synthetic_descriptor
+
+    corpus = ensure_synthetic(registry.get("dataset", "mimic_cxr"), 0, 0.1)
+    plans = [
+        plan_for_run(registry, registry.get("method", "mgca"), data_source="synthetic", corpus_folder=corpus,
+                     synthetic=synthetic_descriptor(0, 0.1), image_encoder="resnet18_64", max_epochs=epochs)
+        for epochs in (None, 12)
+    ]
+    assert [plan.config["max_epochs"] for plan in plans] == [4, 12]
+    assert plans[0].key != plans[1].key

@@ -169,11 +169,11 @@ def pretrain(registry: Registry, request: PretrainRequest) -> Path:
 
 def plan_for_run(
     registry: Registry, method: MethodSpec, *, data_source: str, corpus_folder: Optional[Path],
-    synthetic: Optional[dict], image_encoder: str,
+    synthetic: Optional[dict], image_encoder: str, max_epochs: Optional[int] = None,
 ) -> PretrainPlan:
     """The pretraining a run of ``method`` without ``--checkpoint`` relies on: the default profile on synthetic data
     (found in the model store, or trained and stored); on real data a clear error, since pretraining MIMIC-CXR
-    takes days and must be asked for explicitly."""
+    takes days and must be asked for explicitly. ``max_epochs`` replaces the profile's epochs."""
     if data_source != "synthetic":
         raise WeightsNotFoundError(
             f"no weights for method {method.name!r} on real data. Pass --checkpoint PATH (e.g. the authors' released "
@@ -181,7 +181,7 @@ def plan_for_run(
             f"(MIMIC-CXR-JPG + reports), then rerun with --checkpoint pointing at the printed model.ckpt."
         )
     request = PretrainRequest(method=method.name, data_source="synthetic", corpus_folder=corpus_folder,
-                              synthetic=synthetic, image_encoder=image_encoder)
+                              synthetic=synthetic, image_encoder=image_encoder, max_epochs=max_epochs)
     return plan_pretraining(registry, request)
 
 

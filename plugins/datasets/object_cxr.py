@@ -79,7 +79,7 @@ SPLIT_RULE = (
 #: detection defaults of the reference protocol (mgca-reference.md section 3)
 DETECTION_HPARAMS = {
     "lr": 5e-4, "lr_at_1pct": 2e-4, "weight_decay": 1e-6, "batch_size": 16, "batch_size_at_1pct": 8,
-    "max_epochs": 50, "patience": 10,
+    "max_epochs": 50, "patience": 10, "head_width": "auto",
 }
 
 

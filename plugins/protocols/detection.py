@@ -18,6 +18,11 @@ mode while the head trains (batch statistics; running statistics drift), so feat
 cannot be cached; the encoder is computed on the fly (on a copy: the caller's encoder is unchanged) and
 ``frozen_bn=False`` is recorded.
 
+Head width (``head_width``, YOLOv3's 512): ``"auto"`` (default) sizes the head to the backbone, a quarter of the
+deepest level's channels: 512 for ResNet-50 (the reference's head), 128 for ResNet-18, 192 for ViT-B. A head
+twice as wide as a small backbone's deepest map costs 5x the compute (ResNet-18 at 64 px: 15 vs 2.7 s per epoch
+on 900 images, 2 CPU cores) and learns as much from random features as from pretrained ones. An integer fixes it.
+
 Head, loss, decoding: :mod:`yolo_head` (COCO anchors scaled by input_size / 416, 1 class, ignore threshold 0.5,
 coordinate weight 2.5, no-object weight 0.5; NMS 0.5). Predictions scored >= ``conf_threshold`` (0.05) are kept
 for the metrics, so mAP sees the whole precision-recall curve; the reference's confidence threshold (0.5,
@@ -43,6 +48,7 @@ import pandas as pd
 from medvlp_bench.api import (
     DataError,
     ImageEncoder,
+    MedvlpError,
     ProtocolInputs,
     ProtocolResult,
     ProtocolSpec,
@@ -61,7 +67,7 @@ DEFAULT_HPARAMS = {
     "patience": 10,
     "lr_at_1pct": 2e-4,
     "batch_size_at_1pct": 8,
-    "head_width": 512,
+    "head_width": "auto",
     "ignore_threshold": 0.5,
     "coord_weight": 2.5,
     "noobj_weight": 0.5,
@@ -89,6 +95,15 @@ def detection_levels(encoder: ImageEncoder) -> tuple[int, ...]:
     """Strides of the three levels: the encoder's three deepest maps, else YOLOv3's 8 / 16 / 32."""
     strides = tuple(int(stride) for stride in encoder.map_strides)
     return strides[-3:] if len(strides) >= 3 else YOLO_STRIDES
+
+
+def head_width(option: Any, level_channels: tuple[int, ...]) -> int:
+    """The head's tower width: ``option`` as an integer, or for ``"auto"`` ``max(level_channels) // 4`` (at least 8)."""
+    if option == "auto":
+        return max(8, max(level_channels) // 4)
+    if isinstance(option, bool) or not isinstance(option, int) or option <= 0:
+        raise MedvlpError(f"detection option head_width must be 'auto' or a positive integer, not {option!r}")
+    return option
 
 
 def prepared_boxes(table: pd.DataFrame, sizes: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
@@ -146,10 +161,11 @@ def run(inputs: ProtocolInputs) -> ProtocolResult:
             raise DataError(f"the {split} split of {task.name} has no boxes: its mAP is undefined")
     data = {split: DetectionSamples(*parts) for split, parts in prepared.items()}
     channels = _level_channels(encoder, levels, prepared["train"][0], use_cache)
+    hp["head_width"] = head_width(hp["head_width"], channels)
     anchors = yolo_anchors(encoder.input_size)
     settings = HeadSettings(
         image_size=encoder.input_size, levels=levels, anchors=anchors.tolist(), in_channels=channels,
-        num_classes=1, width=int(hp["head_width"]), lr=float(hp["lr"]),
+        num_classes=1, width=hp["head_width"], lr=float(hp["lr"]),
         weight_decay=float(hp["weight_decay"]), ignore_threshold=float(hp["ignore_threshold"]),
         coord_weight=float(hp["coord_weight"]), noobj_weight=float(hp["noobj_weight"]),
         conf_threshold=float(hp["conf_threshold"]), nms_threshold=float(hp["nms_threshold"]),
