@@ -215,7 +215,7 @@ def test_specs():
     assert task.target == "boxes"
     assert task.label_names == ("Foreign object",) and task.primary_metric == "map" and "seed=0" in task.split_rule
     assert dict(task.hparams) == {"lr": 5e-4, "lr_at_1pct": 2e-4, "weight_decay": 1e-6, "batch_size": 16,
-                                  "batch_size_at_1pct": 8, "max_epochs": 50, "patience": 10}
+                                  "batch_size_at_1pct": 8, "max_epochs": 50, "patience": 10, "head_width": "auto"}
 
 
 @pytest.fixture(scope="module")

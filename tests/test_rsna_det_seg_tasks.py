@@ -32,7 +32,7 @@ def test_specs():
     assert det.load_mask is None and seg.load_mask is rsna.load_mask
     assert det.split_rule == seg.split_rule == specs["rsna_cls"].split_rule
     assert dict(det.hparams) == {"lr": 5e-4, "lr_at_1pct": 2e-4, "weight_decay": 1e-6, "batch_size": 16,
-                                 "batch_size_at_1pct": 8, "max_epochs": 50, "patience": 10}
+                                 "batch_size_at_1pct": 8, "max_epochs": 50, "patience": 10, "head_width": "auto"}
     assert dict(seg.hparams) == {"lr": 5e-4, "weight_decay": 0.05, "batch_size": 16, "max_epochs": 50, "patience": 10}
 
 
