@@ -7,6 +7,7 @@ forced) -> ask the method for the image encoder -> run the task's protocol -> wr
 
 from __future__ import annotations
 
+import difflib
 import functools
 import hashlib
 import sys
@@ -107,6 +108,7 @@ def run(registry: Registry, request: RunRequest) -> RunOutcome:
     method = registry.get("method", request.method)
     task = registry.get("task", request.task)
     protocol = registry.get("protocol", task.protocol)
+    check_protocol_options(protocol, request.hparams)
     dataset = registry.get("dataset", task.dataset)
     if not 0.0 < request.pct <= 1.0:
         raise MedvlpError(f"--pct must be a fraction in (0, 1], got {request.pct} (1% is 0.01)")
@@ -220,6 +222,17 @@ def _weights_plan(registry: Registry, method, request: RunRequest, location: Dat
     plan = plan_for_run(registry, method, data_source=location.source, corpus_folder=corpus_location.folder,
                         synthetic=synthetic, image_encoder=encoder_name, max_epochs=request.pretrain_epochs)
     return {"pretrain_key": plan.key, "pretrain": plan.config}, plan
+
+
+def check_protocol_options(protocol, options: dict) -> None:
+    """Reject ``--option`` names the protocol does not declare, with the closest declared names."""
+    if protocol.options is None:
+        return
+    for name in sorted(set(options) - set(protocol.options)):
+        close = difflib.get_close_matches(name, protocol.options, n=3, cutoff=0.5)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise MedvlpError(f"--option {name}: unknown option of protocol {protocol.name!r}{hint}; its options: "
+                          f"{', '.join(sorted(protocol.options))}")
 
 
 def _check_pretrain_epochs(request: RunRequest, method) -> None:

@@ -194,8 +194,12 @@ class ProtocolResult:
 
 @dataclass(frozen=True)
 class ProtocolSpec:
-    """A downstream evaluation protocol (linear probe, detection, segmentation, ...)."""
+    """A downstream evaluation protocol (linear probe, detection, segmentation, ...).
+
+    ``options``: the hyper-parameter names a task or ``run --option`` may set; ``run`` rejects any other name before
+    it loads data. ``None`` (a protocol that declares none) accepts every name."""
 
     name: str
     description: str
     run: Callable[[ProtocolInputs], ProtocolResult]
+    options: Optional[tuple[str, ...]] = None

@@ -79,3 +79,25 @@ def test_pretrain_epochs_names_another_stored_model(registry):
     ]
     assert [plan.config["max_epochs"] for plan in plans] == [4, 12]
     assert plans[0].key != plans[1].key
+
+
+def test_a_misspelt_protocol_option_is_refused_with_the_closest_names(registry, tmp_path):
+    from medvlp_bench.errors import MedvlpError
+
+    request = RunRequest(method="random", task="rsna_det", pct=1.0, synthetic=True, synthetic_scale=0.1,
+                         out_dir=tmp_path, hparams={"head_wdth": 64})
+    with pytest.raises(MedvlpError, match=r"head_wdth: unknown option of protocol 'detection' \(did you mean "
+                                          r"head_width\?\); its options: .*nms_threshold"):
+        run(registry, request)
+    assert not list(tmp_path.glob("*.json"))
+
+
+def test_every_task_sets_only_options_its_protocol_declares(registry):
+    from medvlp_bench.protocols.builtin import LINEAR_PROBE_OPTIONS
+    from medvlp_bench.protocols.linear_probe import DEFAULT_HPARAMS
+
+    assert LINEAR_PROBE_OPTIONS == tuple(DEFAULT_HPARAMS)
+    for name in registry.names("task"):
+        task = registry.get("task", name)
+        declared = registry.get("protocol", task.protocol).options
+        assert declared is not None and set(task.hparams) <= set(declared), name

@@ -213,5 +213,6 @@ def medvlp_bench_protocols():
             name="detection",
             description="Frozen encoder maps (cached) -> YOLOv3 head; mAP over IoU 0.40:0.05:0.75 (+ reference's)",
             run=run,
+            options=tuple(DEFAULT_HPARAMS),
         )
     ]

@@ -152,5 +152,6 @@ def medvlp_bench_protocols():
             name="segmentation",
             description="U-Net (ResNets) or progressive-upsampling decoder on the encoder; reference loss; Dice",
             run=run,
+            options=tuple(DEFAULT_HPARAMS),
         )
     ]
