@@ -109,6 +109,8 @@ def run(registry: Registry, request: RunRequest) -> RunOutcome:
     task = registry.get("task", request.task)
     protocol = registry.get("protocol", task.protocol)
     check_protocol_options(protocol, request.hparams)
+    if request.pretrain_epochs is not None:
+        _check_pretrain_epochs(request, method)
     dataset = registry.get("dataset", task.dataset)
     if not 0.0 < request.pct <= 1.0:
         raise MedvlpError(f"--pct must be a fraction in (0, 1], got {request.pct} (1% is 0.01)")
@@ -205,8 +207,6 @@ def run(registry: Registry, request: RunRequest) -> RunOutcome:
 def _weights_plan(registry: Registry, method, request: RunRequest, location: DataLocation, encoder_name: str):
     """What identifies the weights of a run (part of its config) and, for a method that pretrains and was given no
     ``--checkpoint``, the pretraining plan that provides them (from the model store, or trained on first use)."""
-    if request.pretrain_epochs is not None:
-        _check_pretrain_epochs(request, method)
     if request.checkpoint is not None:
         if not Path(request.checkpoint).is_file():
             raise MedvlpError(f"checkpoint not found: {request.checkpoint}")
