@@ -255,7 +255,8 @@ def test_specs():
     assert (task.name, task.dataset, task.protocol, task.target) == ("siim_seg", "siim", "segmentation", "mask")
     assert task.label_names == ("Pneumothorax",) and task.primary_metric == "dice" and task.load_mask is siim.load_mask
     assert "seed=0" in task.split_rule and "balanced" in task.split_rule
-    assert dict(task.hparams) == {"lr": 5e-4, "weight_decay": 0.05, "batch_size": 8, "max_epochs": 50, "patience": 10}
+    assert dict(task.hparams) == {"lr": 5e-4, "weight_decay": 0.05, "batch_size": 8, "max_epochs": 50, "patience": 10,
+                                  "monitor": "val_loss"}
 
 
 @pytest.fixture(scope="module")

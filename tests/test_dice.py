@@ -61,12 +61,25 @@ def test_reference_batched_mean_differs_from_per_image_mean_with_a_short_last_ba
     assert metrics["dice"] == pytest.approx(2 / 3)
     assert metrics["dice_reference_batched"] == pytest.approx(0.75)
     assert metrics["dice_positive"] == pytest.approx(0.5)
+    assert metrics["empty_correct"] == 1.0
     assert reference_batched_mean(scores, 3) == pytest.approx(2 / 3)
 
 
 def test_dice_positive_is_absent_without_positive_images():
     metrics = summarise_dice(torch.tensor([1.0, 0.0]), torch.tensor([False, False]), batch_size=8)
-    assert "dice_positive" not in metrics and metrics["dice"] == 0.5
+    assert "dice_positive" not in metrics and metrics["dice"] == 0.5 and metrics["empty_correct"] == 0.5
+
+
+def test_dice_is_the_weighted_mean_of_positive_dice_and_empty_correct():
+    scores = torch.tensor([0.8, 0.0, 1.0, 0.4, 1.0])
+    positive = torch.tensor([True, False, False, True, False])
+    metrics = summarise_dice(scores, positive, batch_size=8)
+    assert metrics["dice_positive"] == pytest.approx(0.6) and metrics["empty_correct"] == pytest.approx(2 / 3)
+    assert metrics["dice"] == pytest.approx((2 * 0.6 + 3 * 2 / 3) / 5)
+
+
+def test_empty_correct_is_absent_without_empty_images():
+    assert "empty_correct" not in summarise_dice(torch.tensor([0.5, 0.7]), torch.tensor([True, True]), 8)
 
 
 def test_metric_accumulates_the_mean_over_images():

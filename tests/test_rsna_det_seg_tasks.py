@@ -33,7 +33,8 @@ def test_specs():
     assert det.split_rule == seg.split_rule == specs["rsna_cls"].split_rule
     assert dict(det.hparams) == {"lr": 5e-4, "lr_at_1pct": 2e-4, "weight_decay": 1e-6, "batch_size": 16,
                                  "batch_size_at_1pct": 8, "max_epochs": 50, "patience": 10, "head_width": "auto"}
-    assert dict(seg.hparams) == {"lr": 5e-4, "weight_decay": 0.05, "batch_size": 16, "max_epochs": 50, "patience": 10}
+    assert dict(seg.hparams) == {"lr": 5e-4, "weight_decay": 0.05, "batch_size": 16, "max_epochs": 50, "patience": 10,
+                                 "monitor": "val_loss"}
 
 
 def test_same_patient_split_as_rsna_cls(layout):

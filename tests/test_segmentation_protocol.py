@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from medvlp_bench.api import DataError, ImageEncoder, ProtocolInputs, SplitTables, TaskSpec, prepare_images
+from medvlp_bench.api import DataError, ImageEncoder, MedvlpError, ProtocolInputs, SplitTables, TaskSpec, prepare_images
 from medvlp_bench.protocols.feature_cache import encoder_fingerprint
 from medvlp_bench_plugins.encoders.torchvision_resnet import ResNetEncoder
 from medvlp_bench_plugins.protocols.segmentation import medvlp_bench_protocols, run
@@ -201,7 +201,7 @@ def test_end_to_end_unet_rerun_reads_the_cache(blob_splits, tmp_path, monkeypatc
     second = run(_inputs(encoder, blob_splits, cache, tmp_path / "w2"))
     assert calls == []
     assert second.metrics == first.metrics
-    assert set(first.metrics) == {"dice", "dice_positive", "dice_reference_batched"}
+    assert set(first.metrics) == {"dice", "dice_positive", "empty_correct", "dice_reference_batched"}
     assert all(0.0 <= value <= 1.0 for value in first.metrics.values())
     assert (first.n_train, first.n_val, first.n_test) == (12, 6, 6)
 
@@ -232,3 +232,24 @@ def test_reference_bn_drift_run_trains_without_cache_and_leaves_the_callers_enco
     assert result.details["encoder_batchnorm"] == "train (reference drift)" and not result.details["feature_cache"]
     assert all(torch.equal(before[key], value) for key, value in encoder.state_dict().items())
     assert all(0.0 <= value <= 1.0 for value in result.metrics.values())
+
+
+@pytest.mark.parametrize("monitor, pick", [("val_loss", min), ("val_dice", max)])
+def test_selection_follows_the_monitor_and_the_history_is_recorded(blob_splits, tmp_path, monitor, pick):
+    result = run(_inputs(TinyCNN(), blob_splits, tmp_path / "cache", tmp_path / "w", max_epochs=3, monitor=monitor))
+    history = result.details["val_history"]
+    assert [entry["epoch"] for entry in history] == [0, 1, 2]
+    assert all(set(entry) == {"epoch", "val_loss", "val_dice"} for entry in history)
+    assert result.details["selected_on"].startswith(monitor)
+    assert result.details["best_validation_score"] == pytest.approx(pick(entry[monitor] for entry in history),
+                                                                    abs=1e-5)
+
+
+@pytest.mark.parametrize("option, message", [
+    ({"monitor": "val_dcie"}, "monitor='val_dcie'.*val_loss, val_dice"),
+    ({"lr_schedule": "cosin"}, "lr_schedule='cosin'.*constant, cosine"),
+])
+def test_an_unknown_selection_or_schedule_is_refused_before_training(blob_splits, tmp_path, option, message):
+    with pytest.raises(MedvlpError, match=message):
+        run(_inputs(TinyCNN(), blob_splits, tmp_path / "cache", tmp_path / "w", **option))
+    assert not (tmp_path / "cache").exists()

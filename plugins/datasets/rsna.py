@@ -76,7 +76,8 @@ DETECTION_HPARAMS = {
     "lr": 5e-4, "lr_at_1pct": 2e-4, "weight_decay": 1e-6, "batch_size": 16, "batch_size_at_1pct": 8,
     "max_epochs": 50, "patience": 10, "head_width": "auto",
 }
-SEGMENTATION_HPARAMS = {"lr": 5e-4, "weight_decay": 0.05, "batch_size": 16, "max_epochs": 50, "patience": 10}
+SEGMENTATION_HPARAMS = {"lr": 5e-4, "weight_decay": 0.05, "batch_size": 16, "max_epochs": 50, "patience": 10,
+                        "monitor": "val_loss"}
 
 
 def _target_problems(frame: pd.DataFrame, target: pd.Series, file: str) -> list[DataError]:

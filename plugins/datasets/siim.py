@@ -82,7 +82,8 @@ SPLIT_RULE = (
     "partition(its negative ImageIds, seed=0); val/test unbalanced"
 )
 #: segmentation defaults of the reference protocol (mgca-reference.md section 3)
-SEGMENTATION_HPARAMS = {"lr": 5e-4, "weight_decay": 0.05, "batch_size": 8, "max_epochs": 50, "patience": 10}
+SEGMENTATION_HPARAMS = {"lr": 5e-4, "weight_decay": 0.05, "batch_size": 8, "max_epochs": 50, "patience": 10,
+                        "monitor": "val_loss"}
 
 
 def _read_rows(path: Path) -> pd.DataFrame:

@@ -9,6 +9,9 @@ Summaries over a test set of ``n`` images, in loader order, loader batch size ``
 
 * ``dice``: mean of the per-image scores over all ``n`` images;
 * ``dice_positive``: mean over the images with ``|T| > 0`` only (absent when there are none);
+* ``empty_correct``: share of the images with ``|T| = 0`` predicted empty (absent when there are none). With
+  ``n+`` positive images, ``dice = (n+ * dice_positive + (n - n+) * empty_correct) / n``: on a test set that is
+  mostly negative, a few stray pixels on negative images move ``dice`` more than the outlines do;
 * ``dice_reference_batched``: the reference code's figure, the mean over loader batches of the mean over each
   batch's images. It equals ``dice`` when ``b`` divides ``n`` and otherwise over-weights the last, shorter batch.
 """
@@ -25,6 +28,7 @@ DEFINITIONS = {
     "dice": "mean over all test images of per-image Dice at p > 0.5; 2|P∩T|/(|P|+|T|) if the ground truth is "
     "non-empty, else 1 if the prediction is empty and 0 otherwise",
     "dice_positive": "the same per-image Dice, averaged over test images with a non-empty ground truth only",
+    "empty_correct": "share of the test images with an empty ground truth whose prediction is empty",
     "dice_reference_batched": "the reference's variant: per-image Dice averaged within each test batch "
     "(batch size = the run's batch_size, loader order), then averaged over batches",
 }
@@ -51,14 +55,16 @@ def reference_batched_mean(scores: torch.Tensor, batch_size: int) -> float:
 
 
 def summarise_dice(scores: torch.Tensor, positive: torch.Tensor, batch_size: int) -> dict[str, float]:
-    """``dice``, ``dice_positive`` and ``dice_reference_batched`` (module docstring) from per-image scores (n,)
-    and ground-truth non-emptiness flags (n,) bool, both in loader order."""
+    """``dice``, ``dice_positive``, ``empty_correct`` and ``dice_reference_batched`` (module docstring) from
+    per-image scores (n,) and ground-truth non-emptiness flags (n,) bool, both in loader order."""
     metrics = {
         "dice": float(scores.mean()),
         "dice_reference_batched": reference_batched_mean(scores, batch_size),
     }
     if bool(positive.any()):
         metrics["dice_positive"] = float(scores[positive].mean())
+    if not bool(positive.all()):
+        metrics["empty_correct"] = float(scores[~positive].mean())
     return metrics
 
 

@@ -5,7 +5,8 @@ per channel as ``(v / 255 - mean_c) / std_c`` (three identical channels); with c
 ``segmenter.decode(maps, x)``, otherwise from ``segmenter(x)``. Loss: :func:`segmentation_loss`. Validation logs
 ``val_loss`` and ``val_dice`` (mean per-image Dice, :class:`MeanImageDice`); ``predict_step`` returns, on the CPU,
 per-image Dice scores (B,) and ground-truth non-emptiness flags (B,) bool. Optimiser: AdamW over the trainable
-parameters.
+parameters; ``lr_schedule`` ``constant`` keeps the learning rate (the reference), ``cosine`` anneals it per step,
+``lr_t = lr * (1 + cos(pi * t / T)) / 2`` over the fit's T = max_epochs x batches per epoch steps.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class SegmentationModule(L.LightningModule):
     """A :class:`Segmenter` with the encoder's normalisation, trained and evaluated as the module docstring says."""
 
     def __init__(self, segmenter: Segmenter, mean: Sequence[float], std: Sequence[float], lr: float,
-                 weight_decay: float):
+                 weight_decay: float, lr_schedule: str = "constant"):
         super().__init__()
         self.save_hyperparameters(ignore=["segmenter"])
         self.segmenter = segmenter
@@ -56,4 +57,8 @@ class SegmentationModule(L.LightningModule):
 
     def configure_optimizers(self):
         trainable = [parameter for parameter in self.parameters() if parameter.requires_grad]
-        return torch.optim.AdamW(trainable, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        optimizer = torch.optim.AdamW(trainable, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        if self.hparams.lr_schedule == "constant":
+            return optimizer
+        annealing = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.trainer.estimated_stepping_batches)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": annealing, "interval": "step"}}
