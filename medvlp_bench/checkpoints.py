@@ -8,6 +8,11 @@ Loading (:func:`safe_load`)
     the objects it needs; the user may re-run with ``--trust-checkpoint`` (``trust=True``) if they trust where the
     file came from. ``.safetensors`` files hold tensors only and are always safe.
 
+    Configuration classes in a checkpoint's metadata (GLoRIA's release keeps its OmegaConf config under
+    ``hyper_parameters``; see :data:`STAND_IN_MODULES`) are rebuilt as inert :class:`MetadataStandIn` objects that
+    hold the pickled arguments and state: the real classes are neither imported nor run, and the weights load
+    without ``--trust-checkpoint``.
+
 Import (:func:`import_encoder_weights`)
     Released checkpoints hold the image backbone under a method-specific key prefix (MGCA ``img_encoder_q.model.``,
     GLoRIA ``gloria.img_encoder.model.``, ...; see :data:`KNOWN_LAYOUTS`). Our encoders keep the same backbone
@@ -90,6 +95,47 @@ SAFE_GLOBALS: tuple = (
     (pathlib.PureWindowsPath, "pathlib.WindowsPath"),
     *_numpy_scalar_globals(),
 )
+
+#: Top-level modules whose classes a checkpoint may name only as configuration metadata; each class it needs from
+#: them is replaced by a :class:`MetadataStandIn` subclass. ``omegaconf``: Lightning stores an OmegaConf config
+#: (``DictConfig``, its nodes and metadata) as ``hyper_parameters`` and its class as ``hparams_type``; ``typing``:
+#: OmegaConf metadata records ``typing.Any`` as a key or element type.
+STAND_IN_MODULES = ("omegaconf", "typing")
+
+#: Plain built-in types that OmegaConf metadata names (``object_type=dict``); as globals they rebuild plain values.
+PLAIN_BUILTIN_TYPES = (dict, list, tuple, str, int, float, bool)
+
+
+class MetadataStandIn:
+    """An inert stand-in for a configuration class named in a checkpoint's metadata.
+
+    ``pickled_as`` is the class's ``module.name``; ``args`` and ``kwargs`` hold what its constructor was given,
+    ``state`` what pickle would have passed to ``__setstate__``. It has no other behaviour.
+    """
+
+    pickled_as = ""
+
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+    def __setstate__(self, state):
+        self.state = state
+
+    def __repr__(self) -> str:
+        return f"<stand-in for {self.pickled_as}>"
+
+
+def _stand_ins(needed: Iterable[str]) -> list[tuple[type, str]]:
+    """A :class:`MetadataStandIn` subclass per needed global from :data:`STAND_IN_MODULES`, with the plain built-in
+    types those need, as ``torch.serialization.safe_globals`` entries; empty if none of ``needed`` qualifies."""
+    names = [name for name in needed if name.split(".")[0] in STAND_IN_MODULES]
+    if not names:
+        return []
+    return [
+        *((kind, f"builtins.{kind.__name__}") for kind in PLAIN_BUILTIN_TYPES),
+        *((type(name.rsplit(".", 1)[-1], (MetadataStandIn,), {"pickled_as": name}), name) for name in names),
+    ]
+
 
 #: Where released checkpoints keep the image backbone, as key prefixes tried in order (reference/mgca-reference.md
 #: section 5). Stripping the prefix leaves torchvision (ResNet) or timm (ViT) parameter names. When several layouts
@@ -177,21 +223,40 @@ def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _load_weights_only(path: Path) -> Any:
-    """``torch.load`` weights-only with :data:`SAFE_GLOBALS`; a refusal becomes :class:`UntrustedCheckpointError`."""
+    """``torch.load`` weights-only with :data:`SAFE_GLOBALS`, then once more with stand-ins for the configuration
+    classes it needs (:func:`_stand_ins`); a refusal becomes :class:`UntrustedCheckpointError`."""
     try:
-        with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
-            return torch.load(path, map_location="cpu", weights_only=True)
+        return _weights_only(path, [])
     except pickle.UnpicklingError as error:
-        raise UntrustedCheckpointError(path, _needed_globals(path, str(error)), _torch_reason(str(error))) from error
+        stand_ins = _stand_ins(_needed_globals(path, str(error)))
+        if not stand_ins:
+            raise UntrustedCheckpointError(path, _needed_globals(path, str(error)),
+                                           _torch_reason(str(error))) from error
+    try:
+        return _weights_only(path, stand_ins)
+    except pickle.UnpicklingError as error:
+        raise UntrustedCheckpointError(path, _needed_globals(path, str(error), stand_ins),
+                                       _torch_reason(str(error))) from error
+
+
+def _weights_only(path: Path, extra_globals: list) -> Any:
+    """``torch.load`` weights-only with :data:`SAFE_GLOBALS` and ``extra_globals``; unreadable files raise
+    :class:`CheckpointError`, refusals pass through as ``pickle.UnpicklingError``."""
+    try:
+        with torch.serialization.safe_globals([*SAFE_GLOBALS, *extra_globals]):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise
     except (RuntimeError, EOFError, OSError, ValueError, TypeError, AttributeError) as error:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint: {_torch_reason(str(error))}") from error
 
 
-def _needed_globals(path: Path, message: str) -> list[str]:
-    """The globals the file needs beyond the allowlist: a static scan of its pickle (nothing is run), or, for legacy
-    (non-zip) files the scan cannot read, the global named in torch's refusal message (which drops ``builtins.``)."""
+def _needed_globals(path: Path, message: str, extra_globals: Sequence = ()) -> list[str]:
+    """The globals the file needs beyond the allowlist (and ``extra_globals``): a static scan of its pickle (nothing
+    is run), or, for legacy (non-zip) files the scan cannot read, the global named in torch's refusal message (which
+    drops ``builtins.``)."""
     try:
-        with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
+        with torch.serialization.safe_globals([*SAFE_GLOBALS, *extra_globals]):
             found = torch.serialization.get_unsafe_globals_in_checkpoint(path)
     except (ValueError, RuntimeError, pickle.UnpicklingError):
         found = []

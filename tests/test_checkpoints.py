@@ -23,6 +23,7 @@ from safetensors.torch import save_file
 from medvlp_bench.checkpoints import (
     KNOWN_LAYOUTS,
     CheckpointError,
+    MetadataStandIn,
     UntrustedCheckpointError,
     detect_layout,
     extract_state_dict,
@@ -292,6 +293,77 @@ def test_allowlisted_metadata_loads(tmp_path, monkeypatch):
     assert loaded["scores"] == hyper_parameters["scores"]
     assert loaded["data_dir"] == pathlib.PurePosixPath("/data/mimic-cxr")
     assert loaded["windows_dir"] == pathlib.PureWindowsPath("C:/data/mimic-cxr")
+
+
+def _fake_omegaconf(monkeypatch, ran: list) -> type:
+    """Modules ``omegaconf``, ``omegaconf.dictconfig`` and ``omegaconf.base`` with a ``DictConfig`` that pickles
+    like the real one (state holding metadata that names ``typing.Any`` and ``dict``); its ``__setstate__`` and
+    constructor append to ``ran``. Returns ``DictConfig``."""
+    import types
+    import typing
+
+    package, dictconfig, base = (types.ModuleType(name) for name in
+                                 ("omegaconf", "omegaconf.dictconfig", "omegaconf.base"))
+
+    class ContainerMetadata:
+        def __init__(self, key_type, object_type):
+            self.key_type, self.object_type = key_type, object_type
+
+    class DictConfig:
+        def __init__(self, content):
+            ran.append("init")
+            self._content, self._metadata = dict(content), ContainerMetadata(typing.Any, dict)
+
+        def __getstate__(self):
+            return {"_content": self._content, "_metadata": self._metadata, "_flags": {"readonly": False}}
+
+        def __setstate__(self, state):
+            ran.append("setstate")
+            self.__dict__.update(state)
+
+    for module, cls in ((dictconfig, DictConfig), (base, ContainerMetadata)):
+        cls.__module__, cls.__qualname__ = module.__name__, cls.__name__
+        setattr(module, cls.__name__, cls)
+        monkeypatch.setitem(__import__("sys").modules, module.__name__, module)
+    monkeypatch.setitem(__import__("sys").modules, "omegaconf", package)
+    return DictConfig
+
+
+def test_omegaconf_metadata_loads_as_inert_stand_ins(tmp_path, monkeypatch, source):
+    """GLoRIA's release keeps an OmegaConf config in ``hyper_parameters``: the weights load without trust, and no
+    code of the config classes runs, even while the real (here: fake) omegaconf is importable."""
+    ran = []
+    DictConfig = _fake_omegaconf(monkeypatch, ran)
+    path = tmp_path / "gloria.ckpt"
+    state = _backbone(source, "gloria.img_encoder.model.")
+    torch.save({"state_dict": state, "hyper_parameters": DictConfig({"lr": 5e-5, "model": "gloria"}),
+                "hparams_type": DictConfig}, path)
+    ran.clear()
+
+    checkpoint = safe_load(path)
+
+    assert ran == []
+    assert all(torch.equal(checkpoint["state_dict"][key], value) for key, value in state.items())
+    config = checkpoint["hyper_parameters"]
+    assert isinstance(config, MetadataStandIn) and config.pickled_as == "omegaconf.dictconfig.DictConfig"
+    assert config.state["_content"] == {"lr": 5e-5, "model": "gloria"}
+    assert config.state["_metadata"].pickled_as == "omegaconf.base.ContainerMetadata"
+    assert config.state["_metadata"].state["object_type"] is dict
+    assert issubclass(checkpoint["hparams_type"], MetadataStandIn)
+    assert repr(config) == "<stand-in for omegaconf.dictconfig.DictConfig>"
+
+
+def test_stand_ins_do_not_admit_other_globals(tmp_path, monkeypatch, source):
+    ran, marker = [], tmp_path / "pwned"
+    DictConfig = _fake_omegaconf(monkeypatch, ran)
+    path = tmp_path / "mixed.ckpt"
+    torch.save({"state_dict": _backbone(source, "gloria.img_encoder.model."),
+                "hyper_parameters": DictConfig({"lr": 5e-5}), "callback": _ShellPayload(marker)}, path)
+
+    with pytest.raises(UntrustedCheckpointError) as refused:
+        safe_load(path)
+
+    assert refused.value.needed == ("posix.system",) and not marker.exists() and "setstate" not in ran
 
 
 def test_legacy_torch_format_loads(tmp_path, source, new_encoder):
