@@ -15,10 +15,10 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
 
 
-def epoch_progress(label: str, monitor: str):
-    """A Lightning callback that shows one progress bar per fit, advanced once per epoch, with the latest value
-    of the metric ``monitor`` (e.g. ``val_map``) and the epoch's training loss; for head training runs whose
-    per-batch bars would flood a log. Written to stderr and removed when the fit ends."""
+def epoch_progress(label: str, *shown: str):
+    """A Lightning callback that shows one progress bar per fit, advanced once per epoch, with the latest values
+    of the metrics named in ``shown`` (e.g. ``val_map``) and the epoch's training loss; for head training runs
+    whose per-batch bars would flood a log. Written to stderr and removed when the fit ends."""
     import lightning as L
     from tqdm.auto import tqdm
 
@@ -31,9 +31,9 @@ def epoch_progress(label: str, monitor: str):
                             disable=not trainer.is_global_zero)
 
         def on_train_epoch_end(self, trainer, pl_module) -> None:
-            shown = {name: float(value) for name, value in trainer.callback_metrics.items()
-                     if name == monitor or name.endswith("loss") and name.startswith("train")}
-            self.bar.set_postfix({name: f"{value:.4g}" for name, value in sorted(shown.items())}, refresh=False)
+            latest = {name: float(value) for name, value in trainer.callback_metrics.items()
+                      if name in shown or name.endswith("loss") and name.startswith("train")}
+            self.bar.set_postfix({name: f"{value:.4g}" for name, value in sorted(latest.items())}, refresh=False)
             self.bar.update(1)
 
         def on_train_end(self, trainer, pl_module) -> None:

@@ -140,7 +140,7 @@ def run(inputs: ProtocolInputs) -> ProtocolResult:
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
     trainer = L.Trainer(
         max_epochs=hp["max_epochs"],
-        callbacks=[checkpoint, stopper, epoch_progress(f"{inputs.task.name} decoder", "val_dice")],
+        callbacks=[checkpoint, stopper, epoch_progress(f"{inputs.task.name} decoder", "val_loss", "val_dice")],
         default_root_dir=inputs.work_dir,
         logger=L.pytorch.loggers.CSVLogger(inputs.work_dir, name="segmentation"),
         enable_model_summary=False,
