@@ -228,10 +228,10 @@ def _load_weights_only(path: Path) -> Any:
     try:
         return _weights_only(path, [])
     except pickle.UnpicklingError as error:
-        stand_ins = _stand_ins(_needed_globals(path, str(error)))
+        needed = _needed_globals(path, str(error))
+        stand_ins = _stand_ins(needed)
         if not stand_ins:
-            raise UntrustedCheckpointError(path, _needed_globals(path, str(error)),
-                                           _torch_reason(str(error))) from error
+            raise UntrustedCheckpointError(path, needed, _torch_reason(str(error))) from error
     try:
         return _weights_only(path, stand_ins)
     except pickle.UnpicklingError as error:
@@ -245,8 +245,6 @@ def _weights_only(path: Path, extra_globals: list) -> Any:
     try:
         with torch.serialization.safe_globals([*SAFE_GLOBALS, *extra_globals]):
             return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise
     except (RuntimeError, EOFError, OSError, ValueError, TypeError, AttributeError) as error:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint: {_torch_reason(str(error))}") from error
 

@@ -49,7 +49,15 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from medvlp_bench.api import MedvlpError, ProtocolInputs, ProtocolResult, ProtocolSpec, epoch_progress, hookimpl, quiet_lightning
+from medvlp_bench.api import (
+    MedvlpError,
+    ProtocolInputs,
+    ProtocolResult,
+    ProtocolSpec,
+    epoch_progress,
+    hookimpl,
+    quiet_lightning,
+)
 
 DEFAULT_HPARAMS = {
     "lr": 5e-4,
@@ -80,12 +88,12 @@ def encoder_mode(hparams) -> str:
     return "bn_drift" if hparams["reference_bn_drift"] else "frozen"
 
 
-def monitor_mode(hparams) -> str:
-    """``min`` or ``max`` for ``hparams["monitor"]``; a :class:`MedvlpError` naming the choices otherwise."""
-    monitor = hparams["monitor"]
-    if monitor not in MONITOR_MODES:
-        raise MedvlpError(f"segmentation: --option monitor={monitor!r} is not one of {', '.join(MONITOR_MODES)}")
-    return MONITOR_MODES[monitor]
+def checked_choice(hparams, name: str, choices) -> str:
+    """``hparams[name]`` if it is one of ``choices``; a :class:`MedvlpError` naming the choices otherwise."""
+    value = hparams[name]
+    if value not in choices:
+        raise MedvlpError(f"segmentation: --option {name}={value!r} is not one of {', '.join(choices)}")
+    return value
 
 
 def validation_history(metrics_csv: Path) -> list[dict]:
@@ -115,10 +123,8 @@ def run(inputs: ProtocolInputs) -> ProtocolResult:
     task, encoder = inputs.task, inputs.encoder
     hp = {**DEFAULT_HPARAMS, **task.hparams, **inputs.hparams}
     mode = encoder_mode(hp)
-    selection = monitor_mode(hp)
-    if hp["lr_schedule"] not in LR_SCHEDULES:
-        raise MedvlpError(f"segmentation: --option lr_schedule={hp['lr_schedule']!r} is not one of "
-                          f"{', '.join(LR_SCHEDULES)}")
+    selection = MONITOR_MODES[checked_choice(hp, "monitor", MONITOR_MODES)]
+    checked_choice(hp, "lr_schedule", LR_SCHEDULES)
     use_cache = bool(hp["feature_cache"]) and mode == "frozen" and not hp["augment"]
     L.seed_everything(inputs.seed, workers=True, verbose=False)
     segmenter = build_segmenter(encoder, mode, hp["decoder"])
