@@ -1,14 +1,21 @@
-"""The phantom's findings are learnable: a tiny CNN trained on a few hundred images separates them.
+"""The phantom's findings are learnable from a few hundred images.
 
 Each check renders 480 balanced 128 px images (the other findings at their default prevalences, opacity-like
-findings off), averages them down to 64 px, standardises each image, trains a three-layer CNN for 12 epochs on
-360 of them (one CPU thread, a few seconds) and asserts a held-out AUROC above 0.8.
+findings off), averages them down to 64 px, standardises each image and trains a tiny network for 12 epochs on
+360 of them (one CPU thread, seconds):
+
+* lung opacity, from image labels: a three-layer CNN reaches a held-out AUROC above 0.8;
+* pneumothorax, from its masks (since synthetic v2 its rim is too faint for 360 image labels): a dilated
+  fully-convolutional net outlines it on the held-out positive images with a mean Dice at least 0.15 above the
+  best location prior (the mean training mask, thresholded), so the image content, not the position, tells where
+  the rim is.
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
-import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 from torch import nn
@@ -18,19 +25,28 @@ from medvlp_bench.synthetic import DEFAULT_PREVALENCE, render_study, sample_stud
 IMAGES, TRAIN, RENDER_SIZE, INPUT_SIZE, EPOCHS, BATCH = 480, 360, 128, 64, 12, 32
 
 
-def _dataset(finding: str, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Alternating negative / positive images for ``finding`` and their 0/1 labels."""
-    rng = np.random.default_rng(seed)
+def _downsampled(array: np.ndarray) -> np.ndarray:
+    """Mean of each ``RENDER_SIZE // INPUT_SIZE`` square block: (RENDER_SIZE,)*2 -> (INPUT_SIZE,)*2 float32."""
     factor = RENDER_SIZE // INPUT_SIZE
-    images, labels = [], []
+    return array.astype(np.float32).reshape(INPUT_SIZE, factor, INPUT_SIZE, factor).mean(axis=(1, 3))
+
+
+def _dataset(finding: str, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Alternating negative / positive images for ``finding``, their 0/1 labels and pneumothorax masks
+    ((N, 1, 64, 64); a pixel is positive when more than half of its block is)."""
+    rng = np.random.default_rng(seed)
+    images, labels, masks = [], [], []
     for index in range(IMAGES):
         prevalence = dict(DEFAULT_PREVALENCE, lung_opacity=0.0, consolidation=0.0, covid19=0.0)
         prevalence[finding] = float(index % 2)
-        image = render_study(sample_study(rng, prevalence), size=RENDER_SIZE).image.astype(np.float32)
-        image = image.reshape(INPUT_SIZE, factor, INPUT_SIZE, factor).mean(axis=(1, 3))
+        case = render_study(sample_study(rng, prevalence), size=RENDER_SIZE)
+        image = _downsampled(case.image)
         images.append((image - image.mean()) / (image.std() + 1e-6))
         labels.append(index % 2)
-    return torch.from_numpy(np.stack(images))[:, None], torch.tensor(labels, dtype=torch.float32)
+        mask = case.pneumothorax_mask
+        masks.append(np.zeros((INPUT_SIZE, INPUT_SIZE), bool) if mask is None else _downsampled(mask) > 0.5)
+    return (torch.from_numpy(np.stack(images))[:, None], torch.tensor(labels, dtype=torch.float32),
+            torch.from_numpy(np.stack(masks))[:, None].float())
 
 
 def _network(width: int = 8) -> nn.Module:
@@ -43,32 +59,62 @@ def _network(width: int = 8) -> nn.Module:
     return nn.Sequential(*layers, nn.Linear(channels, 1))
 
 
-def _held_out_auroc(finding: str, seed: int = 0) -> float:
-    images, labels = _dataset(finding, seed)
+def _pixel_network(width: int = 8) -> nn.Module:
+    """Three dilated 3x3 convolutions (dilation 1, 2, 4: a 15 px receptive field) and a 1x1 logit layer."""
+    layers: list[nn.Module] = []
+    channels = 1
+    for dilation, out in ((1, width), (2, 2 * width), (4, 2 * width)):
+        layers += [nn.Conv2d(channels, out, 3, padding=dilation, dilation=dilation), nn.BatchNorm2d(out), nn.ReLU()]
+        channels = out
+    return nn.Sequential(*layers, nn.Conv2d(channels, 1, 1))
+
+
+def _train(build: Callable[[], nn.Module], inputs: torch.Tensor, targets: torch.Tensor, seed: int,
+           pos_weight: float = 1.0) -> torch.Tensor:
+    """Seed torch, build the network and train it on the first ``TRAIN`` items with Adam (lr 3e-3) and weighted
+    BCE on one CPU thread; the held-out logits."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         torch.manual_seed(seed)
-        network = _network()
+        network = build()
         optimiser = torch.optim.Adam(network.parameters(), lr=3e-3)
+        weight = torch.tensor(pos_weight)
         for _ in range(EPOCHS):
             network.train()
             order = torch.randperm(TRAIN)
             for start in range(0, TRAIN, BATCH):
                 batch = order[start:start + BATCH]
-                logits = network(images[batch]).squeeze(1)
-                loss = nn.functional.binary_cross_entropy_with_logits(logits, labels[batch])
+                logits = network(inputs[batch]).reshape(targets[batch].shape)
+                loss = nn.functional.binary_cross_entropy_with_logits(logits, targets[batch], pos_weight=weight)
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
         network.eval()
         with torch.no_grad():
-            scores = network(images[TRAIN:]).squeeze(1).numpy()
+            return network(inputs[TRAIN:]).reshape(targets[TRAIN:].shape)
     finally:
         torch.set_num_threads(threads)
-    return float(roc_auc_score(labels[TRAIN:].numpy(), scores))
 
 
-@pytest.mark.parametrize("finding", ["lung_opacity", "pneumothorax"])
-def test_tiny_cnn_learns_the_finding(finding):
-    assert _held_out_auroc(finding) > 0.8
+def _mean_dice(predicted: torch.Tensor, truth: torch.Tensor) -> float:
+    """Mean over images of 2 |P n T| / (|P| + |T|) (the truths here are never empty)."""
+    overlap = (predicted * truth).flatten(1).sum(1)
+    return float((2 * overlap / (predicted.flatten(1).sum(1) + truth.flatten(1).sum(1))).mean())
+
+
+def test_tiny_cnn_learns_lung_opacity_from_image_labels():
+    images, labels, _ = _dataset("lung_opacity", seed=0)
+    scores = _train(_network, images, labels, seed=0)
+    assert roc_auc_score(labels[TRAIN:].numpy(), scores.numpy()) > 0.8
+
+
+def test_tiny_fcn_outlines_pneumothorax_better_than_its_location_prior():
+    images, labels, masks = _dataset("pneumothorax", seed=0)
+    logits = _train(_pixel_network, images, masks, seed=0, pos_weight=10.0)
+    positive = labels[TRAIN:] > 0
+    truth = masks[TRAIN:][positive]
+    learnt = _mean_dice((logits[positive] > 0).float(), truth)
+    prior = masks[:TRAIN].mean(dim=0, keepdim=True)
+    best_prior = max(_mean_dice((prior > level).float().expand_as(truth), truth) for level in (0.05, 0.1, 0.2, 0.3))
+    assert learnt > best_prior + 0.15

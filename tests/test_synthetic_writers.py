@@ -48,7 +48,7 @@ def _write_twice(writer, tmp_path: Path, seed: int = 0) -> tuple[Path, Path]:
 def _assert_marker(folder: Path, seed: int) -> dict:
     marker = json.loads((folder / synthetic.MARKER).read_text())
     assert marker["seed"] == seed and marker["scale"] == SCALE
-    assert marker["generator"] == "medvlp-bench synthetic v1" and marker["counts"]
+    assert marker["generator"] == "medvlp-bench synthetic v2" and marker["counts"]
     assert synthetic.read_marker(folder) == marker
     return marker
 

@@ -14,7 +14,7 @@ from pathlib import Path
 HOME_ENV = "MEDVLP_HOME"
 DATA_ROOT_ENV = "MEDVLP_DATA_ROOT"
 #: version of the synthetic generator; bump when its output changes so old caches are not reused
-SYNTHETIC_VERSION = "v1"
+SYNTHETIC_VERSION = "v2"
 
 
 def harness_home() -> Path:

@@ -190,7 +190,7 @@ def _opacities(rng: np.random.Generator, severity: float) -> tuple[Finding, list
     zones = [_zone(rng) for _ in range(count)]
     lesions: list[Lesion] = [
         Opacity(side=side, u=_uniform(rng, 0.3, 0.72), t=_level(rng, zone), radius=_uniform(rng, 0.035, 0.065),
-                aspect=_uniform(rng, 0.9, 1.5), amplitude=0.1 + 0.16 * severity,
+                aspect=_uniform(rng, 0.9, 1.5), amplitude=0.05 + 0.1 * severity,
                 lobes=_lobes(rng, int(rng.integers(2, 5)), 0.1), boxed=True)
         for side, zone in zip(sides, zones)
     ]
@@ -297,7 +297,7 @@ _SAMPLERS = {
 
 def lesions_for(rng: np.random.Generator, names: Iterable[str]) -> tuple[dict[str, Finding], list[Lesion]]:
     """Findings and lesions for the named findings (severities U(0.15, 1)); ``cardiomegaly`` has no lesion
-    (it is part of the anatomy). Amplitudes (attenuation units): opacity 0.1 + 0.16 s, consolidation
+    (it is part of the anatomy). Amplitudes (attenuation units): opacity 0.05 + 0.1 s (v1: 0.1 + 0.16 s), consolidation
     0.16 + 0.14 s, plate atelectasis 0.18 + 0.15 s, edema 0.025 + 0.06 s, ground glass 0.05 + 0.07 s,
     nodule 0.15 + 0.12 s; effusion height 0.04 + 0.14 s, pneumothorax rim 0.02 + 0.06 s of the image side."""
     findings: dict[str, Finding] = {}
