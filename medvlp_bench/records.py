@@ -358,7 +358,7 @@ def find_record(out_dir: Path | str, config_key: str) -> Path | None:
     for path in sorted(paths, key=lambda path: not path.name.endswith(suffix)):
         data = _read_json(path)
         if isinstance(data, dict) and data.get("config_key") == config_key:
-            read_record(path)
+            RunRecord.from_dict(data, source=path)
             return path
     return None
 
