@@ -54,6 +54,11 @@ class ImageEncoder(nn.Module):
     def local_tokens(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def global_and_local(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(global_features(x), local_tokens(x))``. This default runs the network twice; encoders whose two
+        outputs come from one pass (ResNet, ViT) override it so that pretraining pays for one forward."""
+        return self.global_features(x), self.local_tokens(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.global_features(x)
 

@@ -39,6 +39,20 @@ def test_vit_maps_are_the_patch_tokens(registry):
     assert torch.equal(fmap[0, :, 2, 3], tokens[0, 2 * 8 + 3])
 
 
+@pytest.mark.parametrize("name", ["resnet18_64", "vit_tiny"])
+def test_global_and_local_come_from_one_forward_pass(registry, name):
+    encoder = registry.get("encoder", name).build().eval()
+    images = torch.randn(2, 3, encoder.input_size, encoder.input_size)
+    first_layer = encoder.model.conv1 if name.startswith("resnet") else encoder.model.patch_embed
+    calls = []
+    first_layer.register_forward_hook(lambda *_: calls.append(1))
+    with torch.no_grad():
+        global_features, local_tokens = encoder.global_and_local(images)
+        assert len(calls) == 1
+        torch.testing.assert_close(global_features, encoder.global_features(images))
+        torch.testing.assert_close(local_tokens, encoder.local_tokens(images))
+
+
 def test_state_dict_names_follow_torchvision_and_timm(registry):
     resnet = registry.get("encoder", "resnet50").build()
     assert "model.layer4.2.conv3.weight" in resnet.state_dict()

@@ -13,7 +13,6 @@ import torch
 from medvlp_bench.api import ImageEncoder, MedvlpError
 from medvlp_bench_plugins.methods.convirt_module import ConVIRTModule
 from medvlp_bench_plugins.methods.vlp_module import (
-    image_global_and_local,
     local_token_dim,
     resolve_options,
     warmup_cosine_factor,
@@ -93,7 +92,7 @@ def test_hyper_parameters_hold_names_vocabulary_and_options():
 def test_resnet_features_come_from_one_pass_and_match_the_encoder_interface():
     encoder = tiny_image_encoder().eval()
     images = image_batch()
-    global_features, local_tokens = image_global_and_local(encoder, images)
+    global_features, local_tokens = encoder.global_and_local(images)
     assert torch.allclose(global_features, encoder.global_features(images), atol=1e-6)
     assert torch.allclose(local_tokens, encoder.local_tokens(images), atol=1e-6)
     assert local_tokens.shape == (4, 16, 256)
@@ -111,9 +110,9 @@ class FlatEncoder(ImageEncoder):
         return self.local_tokens(x).mean(dim=1)
 
 
-def test_other_encoders_are_asked_through_the_interface():
+def test_other_encoders_default_to_asking_for_each_output():
     encoder = FlatEncoder()
-    global_features, local_tokens = image_global_and_local(encoder, torch.randn(2, 3, 32, 32))
+    global_features, local_tokens = encoder.global_and_local(torch.randn(2, 3, 32, 32))
     assert global_features.shape == (2, 192) and local_tokens.shape == (2, 16, 192)
     assert local_token_dim(encoder) == 192
 

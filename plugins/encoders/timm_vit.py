@@ -47,6 +47,11 @@ class ViTEncoder(ImageEncoder):
     def local_tokens(self, x: torch.Tensor) -> torch.Tensor:
         return self._tokens(x)[:, self.model.num_prefix_tokens :]
 
+    def global_and_local(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both from one pass: the [CLS] token and the patch tokens."""
+        tokens = self._tokens(x)
+        return tokens[:, 0], tokens[:, self.model.num_prefix_tokens :]
+
     def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
         tokens = self.local_tokens(x)
         side = x.shape[-1] // PATCH

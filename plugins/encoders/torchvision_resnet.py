@@ -63,6 +63,11 @@ class ResNetEncoder(ImageEncoder):
     def local_tokens(self, x: torch.Tensor) -> torch.Tensor:
         return self._stages(x)[2].flatten(2).transpose(1, 2)
 
+    def global_and_local(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both from one pass: average-pooled ``layer4`` and ``layer3`` flattened."""
+        maps = self._stages(x)
+        return torch.flatten(self.model.avgpool(maps[-1]), 1), maps[2].flatten(2).transpose(1, 2)
+
 
 def _imagenet_loader(arch: str):
     weights_enum = {"resnet18": torchvision.models.ResNet18_Weights, "resnet50": torchvision.models.ResNet50_Weights}

@@ -31,7 +31,6 @@ from typing import Any, Callable, Mapping, NamedTuple, Optional
 import lightning as L
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch.optim.lr_scheduler import LambdaLR
 
 from medvlp_bench.api import (
@@ -91,22 +90,6 @@ def warmup_cosine_factor(step: int, *, warmup_steps: int, total_steps: int, min_
     return min_ratio + (1 - min_ratio) * weight
 
 
-def image_global_and_local(encoder: ImageEncoder, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(encoder.global_features(images), encoder.local_tokens(images))``: (B, global_dim), (B, N, C).
-
-    An encoder holding a torchvision ResNet in ``.model`` (ours) is run once: global = average-pooled ``layer4``,
-    local = ``layer3`` flattened to (H/16 * W/16) tokens, as that encoder defines them; any other encoder is
-    asked twice.
-    """
-    model = getattr(encoder, "model", None)
-    if not isinstance(model, torchvision.models.ResNet):
-        return encoder.global_features(images), encoder.local_tokens(images)
-    x = model.maxpool(model.relu(model.bn1(model.conv1(images))))
-    local = model.layer3(model.layer2(model.layer1(x)))
-    global_features = torch.flatten(model.avgpool(model.layer4(local)), 1)
-    return global_features, local.flatten(2).transpose(1, 2)
-
-
 @torch.no_grad()
 def local_token_dim(encoder: ImageEncoder) -> int:
     """Width C of ``encoder.local_tokens``, read from one evaluation-mode pass over a blank image."""
@@ -114,7 +97,7 @@ def local_token_dim(encoder: ImageEncoder) -> int:
     encoder.eval()
     try:
         blank = torch.zeros(1, 3, encoder.input_size, encoder.input_size)
-        return image_global_and_local(encoder, blank)[1].shape[-1]
+        return encoder.global_and_local(blank)[1].shape[-1]
     finally:
         encoder.train(was_training)
 
@@ -196,7 +179,7 @@ class VisionLanguageModule(L.LightningModule):
         if self.options.get("reference_resnet_upsample"):
             side = round(images.shape[-1] * REFERENCE_UPSAMPLE)
             images = F.interpolate(images, size=(side, side), mode="bilinear", align_corners=True)
-        return image_global_and_local(self.img_encoder_q, images)
+        return self.img_encoder_q.global_and_local(images)
 
     def encode_text(self, texts: list[str]) -> EncodedText:
         """Tokenise ``texts`` (on the module's device) and run the text encoder."""

@@ -178,7 +178,7 @@ def fit_and_test(
         enable_model_summary=False,
         enable_progress_bar=False,
         num_sanity_val_steps=0,
-        deterministic=True,
+        deterministic="warn",
         devices=1,
         log_every_n_steps=1,
     )
