@@ -38,18 +38,15 @@ class ViTEncoder(ImageEncoder):
         self.map_channels = (self.model.embed_dim,)
         self.map_strides = (PATCH,)
 
-    def _tokens(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.forward_features(x)
-
     def global_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self._tokens(x)[:, 0]
+        return self.global_and_local(x)[0]
 
     def local_tokens(self, x: torch.Tensor) -> torch.Tensor:
-        return self._tokens(x)[:, self.model.num_prefix_tokens :]
+        return self.global_and_local(x)[1]
 
     def global_and_local(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Both from one pass: the [CLS] token and the patch tokens."""
-        tokens = self._tokens(x)
+        tokens = self.model.forward_features(x)
         return tokens[:, 0], tokens[:, self.model.num_prefix_tokens :]
 
     def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:

@@ -58,10 +58,10 @@ class ResNetEncoder(ImageEncoder):
         return self._stages(x)
 
     def global_features(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.flatten(self.model.avgpool(self._stages(x)[-1]), 1)
+        return self.global_and_local(x)[0]
 
     def local_tokens(self, x: torch.Tensor) -> torch.Tensor:
-        return self._stages(x)[2].flatten(2).transpose(1, 2)
+        return self.global_and_local(x)[1]
 
     def global_and_local(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Both from one pass: average-pooled ``layer4`` and ``layer3`` flattened."""
