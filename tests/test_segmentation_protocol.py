@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import segmentation_models_pytorch as smp
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
@@ -26,6 +27,7 @@ from medvlp_bench_plugins.protocols.segmentation_data import (
 )
 from medvlp_bench_plugins.protocols.segmentation_models import (
     GenericSegmenter,
+    LinearSegmenter,
     ProgressiveUpsamplingDecoder,
     UnetSegmenter,
     build_segmenter,
@@ -171,6 +173,40 @@ def test_generic_path_copies_the_encoder_and_returns_input_sized_logits():
     assert [m.out_channels for m in vit_like.blocks if isinstance(m, nn.Conv2d)] == [512, 256, 128, 64]
 
 
+def test_linear_path_reads_all_maps_through_batchnorm_and_one_1x1_conv():
+    encoder = TinyCNN()
+    segmenter = build_segmenter(encoder, "frozen", "linear")
+    assert isinstance(segmenter, LinearSegmenter) and segmenter.encoder is not encoder
+    assert segmenter.cached_strides == (2, 4, 8) and segmenter.cached_channels == (8, 16, 32)
+    trainable = sum(p.numel() for p in segmenter.parameters() if p.requires_grad)
+    assert trainable == (56 + 1) + 2 * 56  # 1x1 conv weights + bias, BatchNorm scale and shift
+    with torch.no_grad():
+        segmenter.normalise.running_mean.normal_()
+        segmenter.normalise.running_var.uniform_(0.5, 2.0)
+        segmenter.classifier.weight.normal_()
+        segmenter.eval()
+        x = torch.randn(2, 3, 64, 64)
+        maps = encoder.eval().feature_maps(x)
+        grid = [F.interpolate(level, size=(32, 32), mode="bilinear", align_corners=False) for level in maps]
+        stacked = torch.cat(grid, dim=1)
+        bn = segmenter.normalise
+        normalised = (stacked - bn.running_mean[:, None, None]) / torch.sqrt(bn.running_var[:, None, None] + bn.eps)
+        logits = torch.einsum("bchw,c->bhw", normalised, segmenter.classifier.weight.flatten())
+        expected = F.interpolate((logits + segmenter.classifier.bias)[:, None], size=(64, 64), mode="bilinear",
+                                 align_corners=False)
+        assert torch.allclose(segmenter(x), expected, atol=1e-4)
+        assert torch.allclose(segmenter.decode(segmenter.cacheable_maps(x), x), segmenter(x), atol=1e-6)
+
+
+def test_end_to_end_linear_read_out_caches_every_map(blob_splits, tmp_path):
+    encoder, cache = _resnet18(), tmp_path / "cache"
+    first = run(_inputs(encoder, blob_splits, cache, tmp_path / "w1", decoder="linear"))
+    assert first.details["path"] == "linear" and first.details["feature_cache"]
+    stage_values = 64 * 16 * 16 + 128 * 8 * 8 + 256 * 4 * 4 + 512 * 2 * 2  # strides 4..32 at 64 px
+    assert first.details["feature_cache_bytes_per_image"] == 2 * stage_values
+    assert all(0.0 <= value <= 1.0 for value in first.metrics.values())
+
+
 def test_augmentation_moves_image_and_mask_together():
     torch.manual_seed(3)
     mask = np.zeros((4, 64, 64), dtype=bool)
@@ -248,6 +284,7 @@ def test_selection_follows_the_monitor_and_the_history_is_recorded(blob_splits, 
 @pytest.mark.parametrize("option, message", [
     ({"monitor": "val_dcie"}, "monitor='val_dcie'.*val_loss, val_dice"),
     ({"lr_schedule": "cosin"}, "lr_schedule='cosin'.*constant, cosine"),
+    ({"decoder": "linaer"}, "decoder='linaer'.*auto, unet, generic, linear"),
 ])
 def test_an_unknown_selection_or_schedule_is_refused_before_training(blob_splits, tmp_path, option, message):
     with pytest.raises(MedvlpError, match=message):

@@ -11,7 +11,8 @@ This implementation:
   (nearest), both cached (:mod:`.segmentation_data`).
 * Networks (:mod:`.segmentation_models`): torchvision ResNets -> U-Net with the method's weights; any other encoder
   (ViT, third-party) -> its deepest feature map and the progressive-upsampling decoder. ``hparams["decoder"]``
-  (``auto`` | ``unet`` | ``generic``) forces a path.
+  (``auto`` | ``unet`` | ``generic``) forces a path; ``linear`` (not the reference's protocol) reads the mask
+  linearly from all frozen maps, which scores the maps themselves rather than what a decoder can learn on them.
 * Encoder: frozen by default, BatchNorm in eval mode. ``hparams["reference_bn_drift"] = True`` reproduces the
   reference code, which leaves the frozen encoder's BatchNorm in train mode (batch statistics, drifting running
   statistics); ``hparams["freeze_encoder"] = False`` fine-tunes it.
@@ -117,7 +118,7 @@ def run(inputs: ProtocolInputs) -> ProtocolResult:
     from medvlp_bench_plugins.protocols import dice
     from medvlp_bench_plugins.protocols.segmentation_data import AUGMENTATION, bytes_per_image, split_samples
     from medvlp_bench_plugins.protocols.segmentation_losses import DESCRIPTION as LOSS
-    from medvlp_bench_plugins.protocols.segmentation_models import build_segmenter
+    from medvlp_bench_plugins.protocols.segmentation_models import DECODER_PATHS, build_segmenter
     from medvlp_bench_plugins.protocols.segmentation_module import SegmentationModule
 
     task, encoder = inputs.task, inputs.encoder
@@ -125,6 +126,7 @@ def run(inputs: ProtocolInputs) -> ProtocolResult:
     mode = encoder_mode(hp)
     selection = MONITOR_MODES[checked_choice(hp, "monitor", MONITOR_MODES)]
     checked_choice(hp, "lr_schedule", LR_SCHEDULES)
+    checked_choice(hp, "decoder", DECODER_PATHS)
     use_cache = bool(hp["feature_cache"]) and mode == "frozen" and not hp["augment"]
     L.seed_everything(inputs.seed, workers=True, verbose=False)
     segmenter = build_segmenter(encoder, mode, hp["decoder"])

@@ -40,7 +40,7 @@ from medvlp_bench.api import (
     prepared_sizes,
 )
 from medvlp_bench_plugins.protocols.feature_map_cache import cached_feature_maps
-from medvlp_bench_plugins.protocols.segmentation_models import UNET_CACHED_STRIDES, Segmenter
+from medvlp_bench_plugins.protocols.segmentation_models import Segmenter
 
 AUGMENTATION = (
     "RandomApply([RandomAffine(degrees=10, translate=(0.0625, 0.0625), scale=(0.9, 1.1), bilinear; "
@@ -91,11 +91,7 @@ class CacheableMapsEncoder(ImageEncoder):
         self.segmenter = segmenter
         self.input_size, self.mean, self.std = encoder.input_size, encoder.mean, encoder.std
         self.arch = f"{segmenter.path}:{encoder.arch}"
-        if segmenter.path == "unet":
-            self.map_strides = UNET_CACHED_STRIDES
-            self.map_channels = tuple(segmenter.unet.encoder.out_channels[2:])
-        else:
-            self.map_strides, self.map_channels = (segmenter.stride,), (segmenter.in_channels,)
+        self.map_strides, self.map_channels = segmenter.cached_strides, segmenter.cached_channels
 
     def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.segmenter.cacheable_maps(x)

@@ -10,6 +10,13 @@ decoder for any other encoder. Both output (B, 1, S, S) logits for (B, 3, S, S) 
   blocks [conv3x3 - BatchNorm - ReLU - bilinear x2 upsampling] whose widths end at 64 and double backwards, capped
   at 512 (s = 16: 512/256/128/64, the reference) -> conv3x3 -> 1 channel, resized bilinearly to S when
   ``2^n != s``.
+* :class:`LinearSegmenter` (``decoder=linear``, not the reference's protocol): a linear read-out of the frozen
+  maps, as in linear segmentation probes of self-supervised encoders. Every encoder map F_l (C_l channels at stride
+  s_l) is resized bilinearly to the finest map's grid, the maps are concatenated (C = sum C_l channels),
+  batch-normalised and mapped by a 1x1 convolution to one channel, then resized bilinearly to S:
+  ``logits = up_S(w . BN(concat_l up(F_l)) + b)``, C + 1 trainable weights besides BatchNorm's 2C. With so small a
+  read-out the Dice measures what the frozen maps already say about the mask, where a U-Net decoder trained on
+  enough masks can learn the finding from random features.
 
 Encoder modes: ``frozen`` (parameters without gradient, the encoder kept in eval mode so BatchNorm uses its stored
 statistics, the default); ``bn_drift`` (parameters frozen, but the encoder follows ``train()``, so BatchNorm
@@ -57,6 +64,16 @@ class Segmenter(nn.Module):
 
     @property
     def encoder_part(self) -> nn.Module:
+        raise NotImplementedError
+
+    @property
+    def cached_strides(self) -> tuple[int, ...]:
+        """Strides of the maps :meth:`cacheable_maps` returns, finest first."""
+        raise NotImplementedError
+
+    @property
+    def cached_channels(self) -> tuple[int, ...]:
+        """Channels of the maps :meth:`cacheable_maps` returns."""
         raise NotImplementedError
 
     def apply_encoder_mode(self) -> None:
@@ -129,6 +146,14 @@ class UnetSegmenter(Segmenter):
     def encoder_part(self) -> nn.Module:
         return self.unet.encoder
 
+    @property
+    def cached_strides(self) -> tuple[int, ...]:
+        return UNET_CACHED_STRIDES
+
+    @property
+    def cached_channels(self) -> tuple[int, ...]:
+        return tuple(self.unet.encoder.out_channels[2:])
+
     def stem(self, x: torch.Tensor) -> torch.Tensor:
         """The stride-2 stem map (B, 64, S/2, S/2): conv7x7 - BN - ReLU, as in smp's encoder."""
         encoder = self.unet.encoder
@@ -186,20 +211,15 @@ class ProgressiveUpsamplingDecoder(nn.Module):
         return logits
 
 
-class GenericSegmenter(Segmenter):
-    """Any :class:`ImageEncoder` (a copy, so the caller's encoder is never changed): its deepest feature map through
-    a :class:`ProgressiveUpsamplingDecoder`."""
-
-    path = "generic"
+class EncoderMapsSegmenter(Segmenter):
+    """Base class of the decoders over any :class:`ImageEncoder`'s ``feature_maps``: holds a copy of the encoder, so
+    the caller's encoder is never changed; subclasses build their decoder, then call ``apply_encoder_mode``."""
 
     def __init__(self, encoder: ImageEncoder, encoder_mode: EncoderMode):
         super().__init__(encoder_mode)
         if not encoder.map_channels or not encoder.map_strides:
             raise ValueError(f"encoder {encoder.arch!r} exposes no feature maps (map_channels / map_strides empty)")
         self.encoder = copy.deepcopy(encoder)
-        self.in_channels, self.stride = int(encoder.map_channels[-1]), int(encoder.map_strides[-1])
-        self.decoder = ProgressiveUpsamplingDecoder(self.in_channels, self.stride, encoder.input_size)
-        self.apply_encoder_mode()
 
     @property
     def encoder_part(self) -> nn.Module:
@@ -207,6 +227,26 @@ class GenericSegmenter(Segmenter):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.cacheable_maps(x), x)
+
+
+class GenericSegmenter(EncoderMapsSegmenter):
+    """Any :class:`ImageEncoder` (a copy): its deepest feature map through a :class:`ProgressiveUpsamplingDecoder`."""
+
+    path = "generic"
+
+    def __init__(self, encoder: ImageEncoder, encoder_mode: EncoderMode):
+        super().__init__(encoder, encoder_mode)
+        self.in_channels, self.stride = int(encoder.map_channels[-1]), int(encoder.map_strides[-1])
+        self.decoder = ProgressiveUpsamplingDecoder(self.in_channels, self.stride, encoder.input_size)
+        self.apply_encoder_mode()
+
+    @property
+    def cached_strides(self) -> tuple[int, ...]:
+        return (self.stride,)
+
+    @property
+    def cached_channels(self) -> tuple[int, ...]:
+        return (self.in_channels,)
 
     def cacheable_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
         return [self.encoder.feature_maps(x)[-1]]
@@ -224,11 +264,57 @@ class GenericSegmenter(Segmenter):
         }
 
 
+class LinearSegmenter(EncoderMapsSegmenter):
+    """Any :class:`ImageEncoder` (a copy): all its feature maps through a linear read-out (module docstring)."""
+
+    path = "linear"
+
+    def __init__(self, encoder: ImageEncoder, encoder_mode: EncoderMode):
+        super().__init__(encoder, encoder_mode)
+        self.strides = tuple(int(stride) for stride in encoder.map_strides)
+        self.channels = tuple(int(channels) for channels in encoder.map_channels)
+        self.output_size = int(encoder.input_size)
+        self.normalise = nn.BatchNorm2d(sum(self.channels))
+        self.classifier = nn.Conv2d(sum(self.channels), 1, kernel_size=1)
+        self.apply_encoder_mode()
+
+    @property
+    def cached_strides(self) -> tuple[int, ...]:
+        return self.strides
+
+    @property
+    def cached_channels(self) -> tuple[int, ...]:
+        return self.channels
+
+    def cacheable_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return list(self.encoder.feature_maps(x))
+
+    def decode(self, maps: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        grid = maps[0].shape[-2:]
+        stacked = torch.cat([F.interpolate(level.float(), size=grid, mode="bilinear", align_corners=False)
+                             if level.shape[-2:] != grid else level.float() for level in maps], dim=1)
+        logits = self.classifier(self.normalise(stacked))
+        return F.interpolate(logits, size=(self.output_size, self.output_size), mode="bilinear", align_corners=False)
+
+    def describe(self) -> dict:
+        return {
+            "path": self.path,
+            "network": f"maps at strides {list(self.strides)} ({list(self.channels)} ch) -> bilinear to stride "
+            f"{self.strides[0]} -> concat -> BatchNorm -> 1x1 conv -> 1 -> bilinear to {self.output_size} px",
+            "cached_maps": f"every encoder map (strides {list(self.strides)})",
+        }
+
+
+DECODER_PATHS = ("auto", "unet", "generic", "linear")
+
+
 def build_segmenter(encoder: ImageEncoder, encoder_mode: EncoderMode, path: str = "auto") -> Segmenter:
     """The segmenter for ``encoder``: ``path="auto"`` picks the U-Net for compatible ResNets (:func:`unet_compatible`)
-    and the generic decoder otherwise; ``"unet"`` or ``"generic"`` force one."""
-    if path not in ("auto", "unet", "generic"):
-        raise ValueError(f"decoder path must be 'auto', 'unet' or 'generic', got {path!r}")
+    and the generic decoder otherwise; ``"unet"``, ``"generic"`` or ``"linear"`` force one."""
+    if path not in DECODER_PATHS:
+        raise ValueError(f"decoder path must be one of {', '.join(map(repr, DECODER_PATHS))}, got {path!r}")
+    if path == "linear":
+        return LinearSegmenter(encoder, encoder_mode)
     if path == "unet" or (path == "auto" and unet_compatible(encoder)):
         return UnetSegmenter(encoder, encoder_mode)
     return GenericSegmenter(encoder, encoder_mode)
