@@ -286,7 +286,7 @@ def test_selection_follows_the_monitor_and_the_history_is_recorded(blob_splits, 
     ({"lr_schedule": "cosin"}, "lr_schedule='cosin'.*constant, cosine"),
     ({"decoder": "linaer"}, "decoder='linaer'.*auto, unet, generic, linear"),
 ])
-def test_an_unknown_selection_or_schedule_is_refused_before_training(blob_splits, tmp_path, option, message):
+def test_an_unknown_choice_is_refused_before_training(blob_splits, tmp_path, option, message):
     with pytest.raises(MedvlpError, match=message):
         run(_inputs(TinyCNN(), blob_splits, tmp_path / "cache", tmp_path / "w", **option))
     assert not (tmp_path / "cache").exists()

@@ -271,20 +271,18 @@ class LinearSegmenter(EncoderMapsSegmenter):
 
     def __init__(self, encoder: ImageEncoder, encoder_mode: EncoderMode):
         super().__init__(encoder, encoder_mode)
-        self.strides = tuple(int(stride) for stride in encoder.map_strides)
-        self.channels = tuple(int(channels) for channels in encoder.map_channels)
         self.output_size = int(encoder.input_size)
-        self.normalise = nn.BatchNorm2d(sum(self.channels))
-        self.classifier = nn.Conv2d(sum(self.channels), 1, kernel_size=1)
+        self.normalise = nn.BatchNorm2d(sum(self.cached_channels))
+        self.classifier = nn.Conv2d(sum(self.cached_channels), 1, kernel_size=1)
         self.apply_encoder_mode()
 
     @property
     def cached_strides(self) -> tuple[int, ...]:
-        return self.strides
+        return tuple(int(stride) for stride in self.encoder.map_strides)
 
     @property
     def cached_channels(self) -> tuple[int, ...]:
-        return self.channels
+        return tuple(int(channels) for channels in self.encoder.map_channels)
 
     def cacheable_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
         return list(self.encoder.feature_maps(x))
@@ -292,16 +290,17 @@ class LinearSegmenter(EncoderMapsSegmenter):
     def decode(self, maps: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         grid = maps[0].shape[-2:]
         stacked = torch.cat([F.interpolate(level.float(), size=grid, mode="bilinear", align_corners=False)
-                             if level.shape[-2:] != grid else level.float() for level in maps], dim=1)
+                             for level in maps], dim=1)
         logits = self.classifier(self.normalise(stacked))
         return F.interpolate(logits, size=(self.output_size, self.output_size), mode="bilinear", align_corners=False)
 
     def describe(self) -> dict:
         return {
             "path": self.path,
-            "network": f"maps at strides {list(self.strides)} ({list(self.channels)} ch) -> bilinear to stride "
-            f"{self.strides[0]} -> concat -> BatchNorm -> 1x1 conv -> 1 -> bilinear to {self.output_size} px",
-            "cached_maps": f"every encoder map (strides {list(self.strides)})",
+            "network": f"maps at strides {list(self.cached_strides)} ({list(self.cached_channels)} ch) -> bilinear "
+            f"to stride {self.cached_strides[0]} -> concat -> BatchNorm -> 1x1 conv -> 1 -> bilinear to "
+            f"{self.output_size} px",
+            "cached_maps": f"every encoder map (strides {list(self.cached_strides)})",
         }
 
 
