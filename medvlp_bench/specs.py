@@ -49,6 +49,49 @@ class TextEncoderSpec:
 
 
 @dataclass(frozen=True)
+class OptionSpec:
+    """A declared option of a method or a protocol: its name, default, type and help.
+
+    ``type`` is the Python type a value must have (``None``: the default's type; ``float`` options accept ints);
+    ``choices`` limits the values. Unknown names are refused before any work, with the closest declared names.
+    """
+
+    name: str
+    default: Any
+    help: str
+    type: Optional[type] = None
+    choices: Optional[tuple] = None
+
+
+@dataclass(frozen=True)
+class CheckpointLayout:
+    """Where a method's checkpoints (its own, or the authors' release) keep the image backbone.
+
+    ``prefixes``: key prefixes tried in order; stripping one leaves the encoder's backbone parameter names
+    (torchvision / timm names, under the encoder's ``model.``). ``filter(state_dict) -> state_dict`` instead maps a
+    checkpoint's tensors to backbone names itself (as timm keeps ``checkpoint_filter_fn`` beside each model family).
+    """
+
+    name: str
+    prefixes: tuple[str, ...] = ()
+    filter: Optional[Callable[[Mapping[str, Any]], Mapping[str, Any]]] = None
+
+
+@dataclass(frozen=True)
+class PretrainingProfile:
+    """A method's default pretraining on one data source (``"synthetic"`` or ``"real"``).
+
+    ``text_encoder`` is ``None`` for an image-only method. ``options`` override the method's option defaults.
+    """
+
+    image_encoder: str
+    text_encoder: Optional[str]
+    max_epochs: int
+    batch_size: int
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class MethodContext:
     """What the runner hands a method when it asks for an image encoder."""
 
@@ -60,6 +103,7 @@ class MethodContext:
     data_source: Literal["synthetic", "real"]
     home: Path
     trust_checkpoint: bool = False
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -89,18 +133,26 @@ class PretrainContext:
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A pretraining method (or baseline) that yields image encoders.
+    """A pretraining method (or baseline) that yields image encoders, described completely.
 
     ``load_image_encoder(context)`` returns the encoder, with the weights of ``context.checkpoint`` when given.
-    Methods that pretrain set ``pretrain(context) -> checkpoint path`` and their defaults: the text encoder per
-    data source and the method options (``default_options``), and ``checkpoint_layouts`` (key prefixes their
-    checkpoints use, for import).
+    ``default_encoder``: image encoder per data source when the user names none. Methods that pretrain set
+    ``pretrain(context) -> checkpoint path``, ``corpus`` (the dataset they pretrain on) and
+    ``pretraining_profiles`` (data source -> :class:`PretrainingProfile`). ``options`` declares the method's
+    options (names, defaults, types, help). ``checkpoint_layouts`` are the layouts its checkpoints use, for import.
+    ``load_image_text_model(context)`` (optional) returns the image-text model (zero-shot, retrieval).
     """
 
     name: str
     description: str
     load_image_encoder: Callable[[MethodContext], ImageEncoder]
     pretrain: Optional[Callable[[PretrainContext], Path]] = None
+    default_encoder: Mapping[str, str] = field(default_factory=dict)
+    corpus: Optional[str] = None
+    pretraining_profiles: Mapping[str, PretrainingProfile] = field(default_factory=dict)
+    options: tuple[OptionSpec, ...] = ()
+    checkpoint_layouts: tuple[CheckpointLayout, ...] = ()
+    load_image_text_model: Optional[Callable[[MethodContext], Any]] = None
     default_text_encoder: Mapping[str, str] = field(default_factory=dict)
     default_options: Mapping[str, Any] = field(default_factory=dict)
 
@@ -150,7 +202,7 @@ class TaskSpec:
     ``target="mask"`` (segmentation): ``load_mask(row)`` returns the row's (H, W) bool mask at the original image size.
     ``load_splits(folder)`` reads the raw download in ``folder`` and returns the derived splits;
     ``split_rule`` says in words how (seeds included), and is recorded with every run.
-    ``hparams`` are the protocol's defaults for this task (the reference protocol's values).
+    ``hparams`` are this task's overrides of its protocol's option defaults (only what differs).
     """
 
     name: str
@@ -179,27 +231,38 @@ class ProtocolInputs:
     hparams: Mapping[str, Any]
     cache_dir: Path
     work_dir: Path
+    pct: float = 1.0
 
 
 @dataclass(frozen=True)
 class ProtocolResult:
-    """Metrics of one run (name -> value, fractions in [0, 1]) and the sizes of the splits used."""
+    """Metrics of one run (name -> value, fractions in [0, 1]) and the sizes of the splits used.
+
+    ``outputs``: the per-sample test outputs (name -> numpy array) in the layout of
+    :mod:`medvlp_bench.sample_outputs`, saved beside the record; ``None`` when the protocol keeps none.
+    """
 
     metrics: Mapping[str, float]
     n_train: int
     n_val: int
     n_test: int
     details: Mapping[str, Any] = field(default_factory=dict)
+    outputs: Optional[Mapping[str, Any]] = None
 
 
 @dataclass(frozen=True)
 class ProtocolSpec:
     """A downstream evaluation protocol (linear probe, detection, segmentation, ...).
 
-    ``options``: the hyper-parameter names a task or ``run --option`` may set; ``run`` rejects any other name before
-    it loads data. ``None`` (a protocol that declares none) accepts every name."""
+    ``options``: the declared options with their defaults; a task overrides some (``TaskSpec.hparams``) and
+    ``run --option`` others; any other name is refused before data is read. ``version``: bump it when a change
+    alters results, so records made by the old code are not reused. ``targets``: the task target kinds it
+    accepts; ``metrics``: the metric names it returns."""
 
     name: str
     description: str
     run: Callable[[ProtocolInputs], ProtocolResult]
-    options: Optional[tuple[str, ...]] = None
+    options: Optional[tuple] = None
+    version: str = "1"
+    targets: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()
