@@ -20,7 +20,7 @@ import time
 import numpy as np
 import torch
 
-from medvlp_bench import synthetic
+from medvlp_bench_plugins import synthetic
 from medvlp_bench.registry import load_registry
 from medvlp_bench_plugins.datasets.mimic_cxr_reports import report_text_for_training
 from medvlp_bench_plugins.methods.convirt_module import ConVIRTModule

@@ -16,7 +16,6 @@ Example (a method plugin)::
 
 import importlib
 
-from medvlp_bench import synthetic
 from medvlp_bench.checkpoints import LoadReport, load_encoder_checkpoint, safe_load
 from medvlp_bench.data.array_cache import cached_array
 from medvlp_bench.data.dicom_writer import write_dicom
@@ -29,6 +28,7 @@ from medvlp_bench.data.image_cache import (
 )
 from medvlp_bench.data.image_io import read_image
 from medvlp_bench.data.splits import partition
+from medvlp_bench.data.synthetic_store import begin_synthetic_folder, finish_synthetic_folder, read_synthetic_marker
 from medvlp_bench.protocols.feature_cache import model_input, normalise, preferred_device
 from medvlp_bench.encoder import ImageEncoder, TextEncoder, TextFeatures
 from medvlp_bench.errors import DataError, MedvlpError, WeightsNotFoundError
@@ -100,6 +100,8 @@ __all__ = [
     "partition",
     "read_image",
     "safe_load",
-    "synthetic",
+    "begin_synthetic_folder",
+    "finish_synthetic_folder",
+    "read_synthetic_marker",
     "write_dicom",
 ]

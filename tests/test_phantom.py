@@ -5,18 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medvlp_bench.synthetic import (
+from medvlp_bench_plugins.synthetic import (
     DEFAULT_PREVALENCE,
-    ELLIPSE,
     FINDINGS,
-    POLYGON,
-    RECTANGLE,
     render_frontal,
     render_study,
     sample_case,
     sample_study,
 )
-from medvlp_bench.synthetic.phantom import ForeignObject, Opacity, Pneumothorax
+from medvlp_bench_plugins.synthetic.findings.foreign_object import ELLIPSE, POLYGON, RECTANGLE, ForeignObject
+from medvlp_bench_plugins.synthetic.findings.pneumothorax import Pneumothorax
+from medvlp_bench_plugins.synthetic.opacity import Opacity
 
 SIZE = 128
 
@@ -33,8 +32,10 @@ def test_same_seed_same_case_and_different_seed_different_case():
     other = sample_case(np.random.default_rng(4), size=SIZE)
     assert first.image.dtype == np.uint8 and first.image.shape == (SIZE, SIZE)
     assert np.array_equal(first.image, again.image)
-    assert first.findings == again.findings and first.boxes == again.boxes
-    assert first.foreign_objects == again.foreign_objects
+    assert first.findings == again.findings
+    assert first.records.keys() == again.records.keys()
+    for name, record in first.records.items():
+        assert np.array_equal(record, again.records[name]) if name == "pneumothorax" else record == again.records[name]
     assert not np.array_equal(first.image, other.image)
 
 
@@ -42,7 +43,7 @@ def test_rendering_a_study_twice_is_identical():
     study = sample_study(np.random.default_rng(5), findings=["pneumothorax", "lung_opacity", "foreign_object"])
     first, second = render_study(study, size=SIZE), render_study(study, size=SIZE)
     assert np.array_equal(first.image, second.image)
-    assert np.array_equal(first.pneumothorax_mask, second.pneumothorax_mask)
+    assert np.array_equal(first.records["pneumothorax"], second.records["pneumothorax"])
 
 
 def test_findings_are_sampled_at_their_prevalence_and_only_known_names_are_accepted():
@@ -60,10 +61,10 @@ def test_opacity_boxes_lie_in_the_image_over_the_drawn_opacity():
     rng = np.random.default_rng(1)
     for _ in range(12):
         case = sample_case(rng, size=SIZE, findings=["lung_opacity"])
-        assert 1 <= len(case.boxes) <= 3
+        assert 1 <= len(case.records["lung_opacity"]) <= 3
         assert case.findings["lung_opacity"].laterality in ("left", "right", "bilateral")
-        clean = _twin(case, keep=lambda lesion: not (isinstance(lesion, Opacity) and lesion.boxed))
-        for x, y, w, h in case.boxes:
+        clean = _twin(case, keep=lambda lesion: not (isinstance(lesion, Opacity) and lesion.recorded_as))
+        for x, y, w, h in case.records["lung_opacity"]:
             assert 0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= SIZE and y + h <= SIZE
             region = (slice(int(y), int(y + h)), slice(int(x), int(x + w)))
             assert case.image[region].astype(np.float32).mean() > clean[region].mean() + 2.0
@@ -76,7 +77,7 @@ def test_opacity_lies_in_the_recorded_lung():
         if case.findings["lung_opacity"].laterality == "bilateral":
             continue
         centre = case.study.anatomy.center_x * SIZE
-        x, _, w, _ = case.boxes[0]
+        x, _, w, _ = case.records["lung_opacity"][0]
         # the patient's right lung is on the image left
         assert (x + w / 2 < centre) == (case.findings["lung_opacity"].laterality == "right")
 
@@ -85,7 +86,7 @@ def test_pneumothorax_mask_marks_a_lucent_rim_and_is_none_without_pneumothorax()
     rng = np.random.default_rng(6)
     for _ in range(6):
         case = sample_case(rng, size=SIZE, findings=["pneumothorax"])
-        mask = case.pneumothorax_mask
+        mask = case.records["pneumothorax"]
         assert mask is not None and mask.dtype == bool and mask.shape == (SIZE, SIZE)
         assert mask.sum() > 20
         clean = _twin(case, keep=lambda lesion: not isinstance(lesion, Pneumothorax))
@@ -95,7 +96,7 @@ def test_pneumothorax_mask_marks_a_lucent_rim_and_is_none_without_pneumothorax()
         assert (columns.mean() < case.study.anatomy.center_x * SIZE) == (side == "right")
     for _ in range(6):
         case = sample_case(rng, size=SIZE, findings=["effusion", "lung_opacity"])
-        assert case.pneumothorax_mask is None
+        assert "pneumothorax" not in case.records
 
 
 def test_foreign_objects_are_recorded_as_object_cxr_annotations_over_bright_pixels():
@@ -103,9 +104,9 @@ def test_foreign_objects_are_recorded_as_object_cxr_annotations_over_bright_pixe
     kinds = set()
     for _ in range(15):
         case = sample_case(rng, size=SIZE, findings=["foreign_object"])
-        assert 1 <= len(case.foreign_objects) <= 3
+        assert 1 <= len(case.records["foreign_object"]) <= 3
         clean = _twin(case, keep=lambda lesion: not isinstance(lesion, ForeignObject))
-        for kind, points in case.foreign_objects:
+        for kind, points in case.records["foreign_object"]:
             kinds.add(kind)
             assert kind in (RECTANGLE, ELLIPSE, POLYGON)
             assert all(0 <= p <= SIZE for p in points)
@@ -115,8 +116,8 @@ def test_foreign_objects_are_recorded_as_object_cxr_annotations_over_bright_pixe
                 assert len(points) == 4 and points[0] < points[2] and points[1] < points[3]
             xs, ys = points[0::2], points[1::2]
             cx, cy = int(sum(xs) / len(xs)), int(sum(ys) / len(ys))
-            annotation = f"{kind} " + " ".join(f"{p:g}" for p in points)
-            assert [float(v) for v in annotation.split()[1:]] == points
+            written = " ".join(f"{p:g}" for p in points)
+            assert [float(v) for v in written.split()] == points
             if kind != POLYGON:
                 assert case.image[cy, cx] > clean[cy, cx] + 20
     assert kinds == {RECTANGLE, ELLIPSE, POLYGON}
@@ -154,7 +155,7 @@ def test_lateral_view_shows_the_same_study_without_records():
     assert lateral.view == "LATERAL" and frontal.view == "PA" and frontal.frontal and not lateral.frontal
     assert lateral.findings == frontal.findings
     assert lateral.image.shape == (SIZE, SIZE) and lateral.image.dtype == np.uint8
-    assert not lateral.boxes and lateral.pneumothorax_mask is None and not lateral.foreign_objects
+    assert lateral.records == {}
     assert np.abs(lateral.image.astype(int) - frontal.image.astype(int)).mean() > 10
 
 

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from medvlp_bench.synthetic import CHEXPERT_LABELS, Finding, label_report, sample_study, write_report
-from medvlp_bench.synthetic.reports import label_sentence, sections, split_sentences
+from medvlp_bench_plugins.synthetic import OBSERVATIONS, Finding, label_report, sample_study, write_report
+from medvlp_bench_plugins.synthetic.reports import label_sentence, sections, split_sentences
 
 #: which label each phantom finding must set (to 1 or -1) when present
 FINDING_LABELS = {
@@ -55,7 +55,7 @@ def test_negations_and_hedges_map_to_zero_and_minus_one(sentence, expected):
 
 def test_labels_agree_with_an_independent_reading_of_the_text():
     for _, report in _reports(600):
-        assert tuple(report.labels) == CHEXPERT_LABELS
+        assert tuple(report.labels) == OBSERVATIONS
         assert _same(report.labels, label_report(report.text)), report.text
 
 
@@ -80,7 +80,7 @@ def test_normal_study_reads_normal():
     report = write_report({}, rng)
     assert report.labels["No Finding"] == 1.0
     assert all(report.labels[name] in (0.0,) or math.isnan(report.labels[name])
-               for name in CHEXPERT_LABELS if name != "No Finding")
+               for name in OBSERVATIONS if name != "No Finding")
     assert "FINDINGS:" in report.text and "IMPRESSION:" in report.text
     assert sections(report.text) == (report.findings, report.impression)
     assert any(phrase in report.impression for phrase in ("No acute", "Normal chest"))

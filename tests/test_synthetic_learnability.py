@@ -20,7 +20,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
-from medvlp_bench.synthetic import DEFAULT_PREVALENCE, render_study, sample_study
+from medvlp_bench_plugins.synthetic import DEFAULT_PREVALENCE, render_study, sample_study
 
 IMAGES, TRAIN, RENDER_SIZE, INPUT_SIZE, EPOCHS, BATCH = 480, 360, 128, 64, 12, 32
 
@@ -43,7 +43,7 @@ def _dataset(finding: str, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch
         image = _downsampled(case.image)
         images.append((image - image.mean()) / (image.std() + 1e-6))
         labels.append(index % 2)
-        mask = case.pneumothorax_mask
+        mask = case.records.get("pneumothorax")
         masks.append(np.zeros((INPUT_SIZE, INPUT_SIZE), bool) if mask is None else _downsampled(mask) > 0.5)
     return (torch.from_numpy(np.stack(images))[:, None], torch.tensor(labels, dtype=torch.float32),
             torch.from_numpy(np.stack(masks))[:, None].float())

@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medvlp_bench.api import read_image, synthetic
+from medvlp_bench.api import begin_synthetic_folder, finish_synthetic_folder, read_image, read_synthetic_marker
+from medvlp_bench.data.synthetic_store import MARKER
+from medvlp_bench_plugins import synthetic
 from medvlp_bench_plugins.datasets.chexpert_synthetic import write_chexpert
 from medvlp_bench_plugins.datasets.covidx_synthetic import write_covidx
 from medvlp_bench_plugins.datasets.mimic_cxr_synthetic import write_mimic_cxr
@@ -46,10 +48,10 @@ def _write_twice(writer, tmp_path: Path, seed: int = 0) -> tuple[Path, Path]:
 
 
 def _assert_marker(folder: Path, seed: int) -> dict:
-    marker = json.loads((folder / synthetic.MARKER).read_text())
+    marker = json.loads((folder / MARKER).read_text())
     assert marker["seed"] == seed and marker["scale"] == SCALE
     assert marker["generator"] == "medvlp-bench synthetic v2" and marker["counts"]
-    assert synthetic.read_marker(folder) == marker
+    assert read_synthetic_marker(folder) == marker
     return marker
 
 
@@ -186,9 +188,9 @@ def test_mimic_cxr_layout_ids_splits_reports_and_labels(tmp_path):
 @pytest.mark.parametrize("writer", [write_rsna, write_chexpert, write_covidx, write_mimic_cxr])
 def test_rewriting_a_folder_removes_the_old_marker_first(tmp_path, writer):
     folder = tmp_path / "data"
-    synthetic.finish(synthetic.begin(folder), 9, 1.0, {"images": 1})
-    assert synthetic.read_marker(folder)["seed"] == 9
-    synthetic.begin(folder)
-    assert synthetic.read_marker(folder) is None
+    finish_synthetic_folder(begin_synthetic_folder(folder), 9, 1.0, {"images": 1})
+    assert read_synthetic_marker(folder)["seed"] == 9
+    begin_synthetic_folder(folder)
+    assert read_synthetic_marker(folder) is None
     writer(folder, 3, 0.005)
-    assert synthetic.read_marker(folder)["seed"] == 3
+    assert read_synthetic_marker(folder)["seed"] == 3

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from medvlp_bench.api import synthetic
+from medvlp_bench.api import begin_synthetic_folder, finish_synthetic_folder
+from medvlp_bench_plugins import synthetic
 
 DEFAULT_TRAIN_IMAGES = 2000
 DEFAULT_VALID_IMAGES = 200
@@ -33,7 +34,12 @@ IMAGE_SIZE = 256
 PREFIX = "CheXpert-v1.0-small"
 LATERAL_RATE = 0.18
 STUDIES_PER_PATIENT = ((1, 2, 3), (0.6, 0.3, 0.1))
-HEADER = ("Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", *synthetic.CHEXPERT_LABELS)
+#: the phantom findings drawn and their per-study probabilities: the phantom's defaults
+PREVALENCE = synthetic.DEFAULT_PREVALENCE
+FINDINGS_DRAWN = tuple(name for name, rate in PREVALENCE.items() if rate > 0)
+#: label columns: the observations each study's template report states (each finding module's templates say which)
+LABELS = synthetic.OBSERVATIONS
+HEADER = ("Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", *LABELS)
 SEX_WORDS = {"M": "Male", "F": "Female"}
 
 
@@ -55,10 +61,10 @@ def _write_split(folder: Path, split: str, images: int, first_patient: int, rng:
             sex, age = ("M", "F")[int(rng.integers(2))], int(rng.integers(18, 91))
             for study_index in range(1, int(rng.choice(STUDIES_PER_PATIENT[0], p=STUDIES_PER_PATIENT[1])) + 1):
                 views = [False] + ([True] if rng.random() < LATERAL_RATE else [])
-                study = synthetic.sample_study(rng, sex=sex, age=age)
+                study = synthetic.sample_study(rng, PREVALENCE, sex=sex, age=age)
                 report = synthetic.write_report(study.findings, rng, view=study.view,
                                                 hedge_rate=0.0 if valid else 0.15, lateral=len(views) > 1)
-                labels = [_value(report.labels[name], valid) for name in synthetic.CHEXPERT_LABELS]
+                labels = [_value(report.labels[name], valid) for name in LABELS]
                 for number, lateral in enumerate(views[: images - len(rows)], start=1):
                     name = f"view{number}_{'lateral' if lateral else 'frontal'}.jpg"
                     relative = f"{split}/patient{patient:05d}/study{study_index}/{name}"
@@ -78,11 +84,11 @@ def _write_split(folder: Path, split: str, images: int, first_patient: int, rng:
 
 def write_chexpert(folder: Path, seed: int, scale: float = 1.0) -> None:
     """Write the synthetic CheXpert-v1.0-small download into ``folder`` (see the module docstring)."""
-    folder = synthetic.begin(Path(folder))
+    folder = begin_synthetic_folder(Path(folder))
     rng = np.random.default_rng([seed, 0x434858])
     train = synthetic.scaled(DEFAULT_TRAIN_IMAGES, scale)
     valid = synthetic.scaled(DEFAULT_VALID_IMAGES, scale)
     train_patients = _write_split(folder, "train", train, 0, rng)
     valid_patients = _write_split(folder, "valid", valid, train_patients, rng)
-    synthetic.finish(folder, seed, scale, {"train_images": train, "valid_images": valid,
+    finish_synthetic_folder(folder, seed, scale, {"train_images": train, "valid_images": valid,
                                            "train_patients": train_patients, "valid_patients": valid_patients})

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from medvlp_bench.api import synthetic
+from medvlp_bench.api import begin_synthetic_folder, finish_synthetic_folder
+from medvlp_bench_plugins import synthetic
 
 DEFAULT_TRAIN_IMAGES = 1200
 DEFAULT_TEST_IMAGES = 300
@@ -31,16 +32,23 @@ CLASSES = ("normal", "pneumonia", "COVID-19")
 CLASS_PROBABILITIES = (4 / 9, 3 / 9, 2 / 9)
 COVID_SOURCES = ("cohen", "actmed", "sirm", "ricord", "bimcv")
 IMAGES_PER_COVID_PATIENT = ((1, 2, 3), (0.6, 0.3, 0.1))
+#: the findings of each class: pneumonia is focal (the first, with probability FOCAL_RATE) or lobar (the second)
+PNEUMONIA_FINDINGS = ("lung_opacity", "consolidation")
+FOCAL_RATE = 0.7
+COVID_FINDING = "covid19"
+#: a finding abnormal images also carry, with its probability
+EXTRA_FINDING = ("effusion", 0.1)
+FINDINGS_DRAWN = (*PNEUMONIA_FINDINGS, COVID_FINDING, EXTRA_FINDING[0])
 
 
 def _findings(rng: np.random.Generator, label: str) -> list[str]:
     """Phantom findings of one image of class ``label``."""
-    extra = ["effusion"] if rng.random() < 0.1 else []
+    extra = [EXTRA_FINDING[0]] if rng.random() < EXTRA_FINDING[1] else []
     if label == "normal":
         return []
     if label == "pneumonia":
-        return ["lung_opacity" if rng.random() < 0.7 else "consolidation", *extra]
-    return ["covid19", *extra]
+        return [PNEUMONIA_FINDINGS[0] if rng.random() < FOCAL_RATE else PNEUMONIA_FINDINGS[1], *extra]
+    return [COVID_FINDING, *extra]
 
 
 def _patient(rng: np.random.Generator, label: str, number: int) -> tuple[str, str, list[str]]:
@@ -81,10 +89,10 @@ def _write_list(folder: Path, split: str, images: int, first_number: int, rng: n
 
 def write_covidx(folder: Path, seed: int, scale: float = 1.0) -> None:
     """Write the synthetic COVIDx download into ``folder`` (see the module docstring)."""
-    folder = synthetic.begin(Path(folder))
+    folder = begin_synthetic_folder(Path(folder))
     rng = np.random.default_rng([seed, 0x434F56])
     train = synthetic.scaled(DEFAULT_TRAIN_IMAGES, scale)
     test = synthetic.scaled(DEFAULT_TEST_IMAGES, scale)
     following = _write_list(folder, "train", train, 0, rng)
     _write_list(folder, "test", test, following, rng)
-    synthetic.finish(folder, seed, scale, {"train_images": train, "test_images": test})
+    finish_synthetic_folder(folder, seed, scale, {"train_images": train, "test_images": test})

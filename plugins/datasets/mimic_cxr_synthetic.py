@@ -33,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from medvlp_bench.api import synthetic
+from medvlp_bench.api import begin_synthetic_folder, finish_synthetic_folder
+from medvlp_bench_plugins import synthetic
 
 DEFAULT_STUDIES = 2000
 IMAGE_SIZE = 256
@@ -47,8 +48,12 @@ METADATA_HEADER = (
     "PatientOrientationCodeSequence_CodeMeaning",
 )
 SPLIT_HEADER = ("dicom_id", "study_id", "subject_id", "split")
-#: the real mimic-cxr-2.0.0-chexpert.csv lists the observations alphabetically
-CHEXPERT_COLUMNS = tuple(sorted(synthetic.CHEXPERT_LABELS))
+#: the phantom findings drawn and their per-study probabilities: the phantom's defaults
+PREVALENCE = synthetic.DEFAULT_PREVALENCE
+FINDINGS_DRAWN = tuple(name for name, rate in PREVALENCE.items() if rate > 0)
+#: label columns: the observations each study's report states, alphabetically as in the real
+#: mimic-cxr-2.0.0-chexpert.csv
+CHEXPERT_COLUMNS = tuple(sorted(synthetic.OBSERVATIONS))
 VIEW_MEANINGS = {"PA": "postero-anterior", "AP": "antero-posterior", "LATERAL": "lateral", "LL": "left lateral"}
 
 
@@ -87,7 +92,7 @@ def _write_csv(path: Path, header: tuple[str, ...], rows: list[list[object]]) ->
 
 def write_mimic_cxr(folder: Path, seed: int, scale: float = 1.0) -> None:
     """Write the synthetic MIMIC-CXR-JPG download and reports into ``folder`` (see the module docstring)."""
-    folder = synthetic.begin(Path(folder))
+    folder = begin_synthetic_folder(Path(folder))
     rng = np.random.default_rng([seed, 0x4D494D])
     total = synthetic.scaled(DEFAULT_STUDIES, scale)
     counts: list[int] = []
@@ -104,7 +109,7 @@ def write_mimic_cxr(folder: Path, seed: int, scale: float = 1.0) -> None:
             date = datetime.date(2100, 1, 1) + datetime.timedelta(days=int(rng.integers(0, 100 * 365)))
             for _ in range(count):
                 study_id = next(study_ids)
-                study = synthetic.sample_study(rng, sex=sex, age=age)
+                study = synthetic.sample_study(rng, PREVALENCE, sex=sex, age=age)
                 lateral = bool(rng.random() < LATERAL_RATE)
                 report = synthetic.write_report(study.findings, rng, view=study.view, lateral=lateral, sex=sex)
                 subject_dir = folder / "files" / f"p{str(subject)[:2]}" / f"p{subject}"
@@ -130,4 +135,4 @@ def write_mimic_cxr(folder: Path, seed: int, scale: float = 1.0) -> None:
     _write_csv(folder / "mimic-cxr-2.0.0-metadata.csv", METADATA_HEADER, metadata)
     _write_csv(folder / "mimic-cxr-2.0.0-split.csv", SPLIT_HEADER, split_rows)
     _write_csv(folder / "mimic-cxr-2.0.0-chexpert.csv", ("subject_id", "study_id", *CHEXPERT_COLUMNS), label_rows)
-    synthetic.finish(folder, seed, scale, {"subjects": len(subjects), "studies": total, "images": len(metadata)})
+    finish_synthetic_folder(folder, seed, scale, {"subjects": len(subjects), "studies": total, "images": len(metadata)})

@@ -24,12 +24,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from medvlp_bench.api import synthetic
+from medvlp_bench.api import begin_synthetic_folder, finish_synthetic_folder
+from medvlp_bench_plugins import synthetic
 
 DEFAULT_TRAIN = 1000
 DEFAULT_DEV = 250
 SIDE_RANGE = (200, 320)
 OBJECT_RATE = 0.5
+#: the finding whose recorded objects become the annotations; the others at the phantom's default prevalence
+OBJECT_FINDING = "foreign_object"
+FINDINGS_DRAWN = tuple(name for name, rate in synthetic.DEFAULT_PREVALENCE.items() if rate > 0)
+#: Object-CXR's annotation TYPE of each phantom object shape
+ANNOTATION_TYPES = {"rectangle": 0, "ellipse": 1, "polygon": 2}
 HEADER = ("image_name", "annotation")
 
 
@@ -37,23 +43,23 @@ def _annotation(objects, scale_x: float, scale_y: float, width: int, height: int
     """The annotation string of the phantom's objects scaled to the written image (``None`` if a rounded object
     would enclose no area)."""
     pieces = []
-    for kind, points in objects:
+    for shape, points in objects:
         xy = np.asarray(points, dtype=np.float64).reshape(-1, 2) * (scale_x, scale_y)
         xy = np.clip(np.rint(xy), 0, (width, height)).astype(np.int64)
         if (xy.max(axis=0) <= xy.min(axis=0)).any():
             return None
-        pieces.append(" ".join(map(str, [kind, *xy.ravel()])))
+        pieces.append(" ".join(map(str, [ANNOTATION_TYPES[shape], *xy.ravel()])))
     return ";".join(pieces)
 
 
 def _draw(rng: np.random.Generator, with_objects: bool) -> tuple[np.ndarray, str]:
     """One image of a drawn size and its annotation (objects present or not)."""
-    prevalence = dict(synthetic.DEFAULT_PREVALENCE, foreign_object=float(with_objects))
+    prevalence = dict(synthetic.DEFAULT_PREVALENCE, **{OBJECT_FINDING: float(with_objects)})
     while True:
         width, height = (int(side) for side in rng.integers(SIDE_RANGE[0], SIDE_RANGE[1] + 1, size=2))
         side = max(width, height)
         case = synthetic.render_study(synthetic.sample_study(rng, prevalence), size=side)
-        annotation = _annotation(case.foreign_objects, width / side, height / side, width, height)
+        annotation = _annotation(case.records.get(OBJECT_FINDING, []), width / side, height / side, width, height)
         if annotation is not None and bool(annotation) == with_objects:
             image = np.asarray(Image.fromarray(case.image).resize((width, height), Image.BILINEAR))
             return image, annotation
@@ -78,12 +84,12 @@ def _write_part(folder: Path, csv_name: str, names: list[str], rng: np.random.Ge
 
 def write_object_cxr(folder: Path, seed: int, scale: float = 1.0) -> None:
     """Write the synthetic Object-CXR download into ``folder`` (see the module docstring)."""
-    folder = synthetic.begin(Path(folder))
+    folder = begin_synthetic_folder(Path(folder))
     rng = np.random.default_rng([seed, 0x4F435852])
     train, dev = synthetic.scaled(DEFAULT_TRAIN, scale), synthetic.scaled(DEFAULT_DEV, scale)
     names = [f"{number:05d}.jpg" for number in range(1, train + dev + 1)]
     with synthetic.progress(train + dev, "synthetic object-cxr") as bar:
         train_objects = _write_part(folder, "train.csv", names[:train], rng, bar)
         dev_objects = _write_part(folder, "dev.csv", names[train:], rng, bar)
-    synthetic.finish(folder, seed, scale, {"train": train, "dev": dev, "train_with_objects": train_objects,
+    finish_synthetic_folder(folder, seed, scale, {"train": train, "dev": dev, "train_with_objects": train_objects,
                                            "dev_with_objects": dev_objects})

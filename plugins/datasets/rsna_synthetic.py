@@ -23,21 +23,25 @@ from pathlib import Path
 
 import numpy as np
 
-from medvlp_bench.api import synthetic, write_dicom
+from medvlp_bench.api import begin_synthetic_folder, finish_synthetic_folder, write_dicom
+from medvlp_bench_plugins import synthetic
 
 DEFAULT_PATIENTS = 1500
 IMAGE_SIZE = 256
 CLASSES = ("Lung Opacity", "No Lung Opacity / Not Normal", "Normal")
 CLASS_PROBABILITIES = (0.3, 0.4, 0.3)
-#: findings that make a patient "not normal" without lung opacity
+#: the finding whose recorded boxes become the "Lung Opacity" rows (Target 1, x, y, width, height)
+BOX_FINDING = "lung_opacity"
+#: findings that make a patient "No Lung Opacity / Not Normal"
 OTHER_FINDINGS = ("effusion", "pneumothorax", "cardiomegaly", "atelectasis", "nodule", "foreign_object")
+FINDINGS_DRAWN = (BOX_FINDING, *OTHER_FINDINGS)
 MONOCHROME1_RATE = 0.1
 
 
 def _findings(rng: np.random.Generator, category: str) -> list[str]:
     """Phantom findings of a patient of RSNA class ``category``."""
     if category == "Lung Opacity":
-        return ["lung_opacity"] + [name for name in OTHER_FINDINGS if rng.random() < 0.1]
+        return [BOX_FINDING] + [name for name in OTHER_FINDINGS if rng.random() < 0.1]
     if category == "Normal":
         return []
     count = int(rng.integers(1, 3))
@@ -48,13 +52,13 @@ def _render(rng: np.random.Generator, category: str):
     """A frontal case of class ``category``; lung-opacity cases are redrawn until an opacity box is visible."""
     while True:
         case = synthetic.render_study(synthetic.sample_study(rng, findings=_findings(rng, category)), size=IMAGE_SIZE)
-        if category != "Lung Opacity" or case.boxes:
+        if category != "Lung Opacity" or case.records.get(BOX_FINDING):
             return case
 
 
 def write_rsna(folder: Path, seed: int, scale: float = 1.0) -> None:
     """Write the synthetic RSNA stage-2 download into ``folder`` (see the module docstring)."""
-    folder = synthetic.begin(Path(folder))
+    folder = begin_synthetic_folder(Path(folder))
     rng = np.random.default_rng([seed, 0x525341])
     count = synthetic.scaled(DEFAULT_PATIENTS, scale)
     label_rows: list[list[object]] = []
@@ -70,7 +74,7 @@ def write_rsna(folder: Path, seed: int, scale: float = 1.0) -> None:
                         age=case.age, monochrome1=bool(rng.random() < MONOCHROME1_RATE))
             if category == "Lung Opacity":
                 positives += 1
-                rows = [[patient, x, y, w, h, 1] for x, y, w, h in case.boxes]
+                rows = [[patient, x, y, w, h, 1] for x, y, w, h in case.records[BOX_FINDING]]
             else:
                 rows = [[patient, "", "", "", "", 0]]
             label_rows += rows
@@ -78,7 +82,7 @@ def write_rsna(folder: Path, seed: int, scale: float = 1.0) -> None:
             bar.update()
     _write_csv(folder / "stage_2_train_labels.csv", ("patientId", "x", "y", "width", "height", "Target"), label_rows)
     _write_csv(folder / "stage_2_detailed_class_info.csv", ("patientId", "class"), class_rows)
-    synthetic.finish(folder, seed, scale, {"patients": count, "positive": positives, "rows": len(label_rows)})
+    finish_synthetic_folder(folder, seed, scale, {"patients": count, "positive": positives, "rows": len(label_rows)})
 
 
 def _write_csv(path: Path, header: tuple[str, ...], rows: list[list[object]]) -> None:

@@ -23,11 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
-from medvlp_bench.api import synthetic, write_dicom
+from medvlp_bench.api import begin_synthetic_folder, finish_synthetic_folder, write_dicom
+from medvlp_bench_plugins import synthetic
 from medvlp_bench_plugins.datasets.rle import EMPTY, encode_relative_rle
+from medvlp_bench_plugins.synthetic.findings.pneumothorax import Pneumothorax
 
 DEFAULT_IMAGES = 1200
 IMAGE_SIZE = 256
+#: the finding whose recorded mask becomes the EncodedPixels rows; the others at the phantom's default prevalence
+MASK_FINDING = "pneumothorax"
+FINDINGS_DRAWN = tuple(name for name, rate in synthetic.DEFAULT_PREVALENCE.items() if rate > 0)
 PNEUMOTHORAX_RATE = 0.35
 BILATERAL_RATE = 0.15
 #: share of negative rows written with the real file's leading blank (" -1")
@@ -46,20 +51,21 @@ def _uids(number: int, rng: np.random.Generator) -> tuple[str, str, str]:
 
 def _bilateral(study):
     """The study with its pneumothorax mirrored to the other lung as well."""
-    collapse = next(lesion for lesion in study.lesions if hasattr(lesion, "apex_depth"))
+    collapse = next(lesion for lesion in study.lesions if isinstance(lesion, Pneumothorax))
     other = "left" if collapse.side == "right" else "right"
     return dataclasses.replace(study, lesions=study.lesions + (dataclasses.replace(collapse, side=other),))
 
 
 def _render(rng: np.random.Generator, positive: bool):
     """A frontal case with (non-empty mask) or without a pneumothorax."""
-    prevalence = dict(synthetic.DEFAULT_PREVALENCE, pneumothorax=float(positive))
+    prevalence = dict(synthetic.DEFAULT_PREVALENCE, **{MASK_FINDING: float(positive)})
     while True:
         study = synthetic.sample_study(rng, prevalence)
         if positive and rng.random() < BILATERAL_RATE:
             study = _bilateral(study)
         case = synthetic.render_study(study, size=IMAGE_SIZE)
-        if not positive or (case.pneumothorax_mask is not None and case.pneumothorax_mask.any()):
+        mask = case.records.get(MASK_FINDING)
+        if not positive or (mask is not None and mask.any()):
             return case
 
 
@@ -73,15 +79,15 @@ def instance_masks(mask: np.ndarray, center_x: float) -> list[np.ndarray]:
 
 def _values(case, rng: np.random.Generator) -> list[str]:
     """The EncodedPixels values of one image: one per instance, or a negative."""
-    if case.pneumothorax_mask is None:
+    mask = case.records.get(MASK_FINDING)
+    if mask is None:
         return [(" " if rng.random() < SPACED_NEGATIVE_RATE else "") + EMPTY]
-    return [" " + encode_relative_rle(part)
-            for part in instance_masks(case.pneumothorax_mask, case.study.anatomy.center_x)]
+    return [" " + encode_relative_rle(part) for part in instance_masks(mask, case.study.anatomy.center_x)]
 
 
 def write_siim(folder: Path, seed: int, scale: float = 1.0) -> None:
     """Write the synthetic SIIM-ACR stage-1 download into ``folder`` (see the module docstring)."""
-    folder = synthetic.begin(Path(folder))
+    folder = begin_synthetic_folder(Path(folder))
     rng = np.random.default_rng([seed, 0x5349494D])
     count = synthetic.scaled(DEFAULT_IMAGES, scale)
     numbers = 1000 + rng.permutation(max(20 * count, 10000))[:count]
@@ -98,4 +104,4 @@ def write_siim(folder: Path, seed: int, scale: float = 1.0) -> None:
             lines += [f"{image_id},{value}" for value in _values(case, rng)]
             bar.update()
     (folder / "train-rle.csv").write_text("\n".join(lines) + "\n")
-    synthetic.finish(folder, seed, scale, {"images": count, "positive": positives, "rows": len(lines) - 1})
+    finish_synthetic_folder(folder, seed, scale, {"images": count, "positive": positives, "rows": len(lines) - 1})
