@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from medvlp_bench_plugins.datasets.mimic_cxr_reports import (
+    EMPTY_REPORT,
+    NO_SECTIONS,
+    TOO_SHORT,
     extract_sections,
     keep_study,
     report_sentences,
     report_text_for_training,
+    skip_reason,
 )
 
 MIMIC_STYLE = """                                 FINAL REPORT
@@ -112,3 +116,18 @@ def test_study_filter_counts_tokens_over_sentences():
     assert keep_study(["no acute process"])
     assert not keep_study(["no pneumothorax"])
     assert not keep_study([])
+
+
+def test_skip_reason_names_why_exactly_the_dropped_reports_give_no_text():
+    cases = {
+        "": EMPTY_REPORT,
+        "   \n \n": EMPTY_REPORT,
+        "FINAL REPORT\n EXAMINATION: CHEST\n INDICATION: cough\n TECHNIQUE: PA and lateral.": NO_SECTIONS,
+        "FINDINGS:\n\nIMPRESSION:\n": NO_SECTIONS,
+        "IMPRESSION: Stable.": TOO_SHORT,
+        MIMIC_STYLE: None,
+        "FINDINGS: None.\nIMPRESSION: No acute process.": None,
+    }
+    for text, reason in cases.items():
+        assert skip_reason(text) == reason, text
+        assert (report_text_for_training(text) is None) == (reason is not None), text

@@ -180,7 +180,15 @@ def check(folder: Path) -> list[str]:
     problems += metadata_problems
     if metadata is not None:
         problems += _file_problems(folder, metadata, str(csv_file(folder, METADATA_CSV)))
+        problems += _skipped_reports(folder, metadata)
     return problems
+
+
+def _skipped_reports(folder: Path, metadata: pd.DataFrame) -> list[str]:
+    """The studies whose reports the corpus will skip (module ``mimic_cxr_corpus``)."""
+    from medvlp_bench_plugins.datasets.mimic_cxr_corpus import skipped_report_problems
+
+    return skipped_report_problems(folder, metadata)
 
 
 def _load_corpus(folder: Path):

@@ -9,11 +9,13 @@ Rules (as the reference protocol, see ``mimic_cxr_reports`` for the text rules):
 * split: the official ``split`` column, train -> ``train``, validate -> ``val``, test -> ``test``.
 
 A metadata row whose JPEG or report is missing is a DataError naming the CSV and its row.
+:func:`skipped_report_problems` lists, for ``data check``, the studies whose reports give no text.
 """
 
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -28,7 +30,7 @@ from medvlp_bench_plugins.datasets.mimic_cxr import (
     read_table,
     report_path,
 )
-from medvlp_bench_plugins.datasets.mimic_cxr_reports import report_text_for_training
+from medvlp_bench_plugins.datasets.mimic_cxr_reports import report_text_for_training, skip_reason
 
 FRONTAL_VIEWS = ("PA", "AP")
 SPLIT_NAMES = {"train": "train", "validate": "val", "test": "test"}
@@ -88,3 +90,32 @@ def load_corpus(folder: Path) -> SplitTables:
     parts = {name: table[table["split"] == raw].drop(columns="split").reset_index(drop=True)
              for raw, name in SPLIT_NAMES.items()}
     return SplitTables(parts["train"], parts["val"], parts["test"])
+
+
+def skipped_reports(folder: Path, metadata: pd.DataFrame) -> list[tuple[str, Path, str]]:
+    """``(study_id, report path, reason)`` of every study with a frontal image in ``metadata`` (rows as
+    ``read_table`` gives them) whose report exists but gives no training text (``skip_reason``), in file order."""
+    frontal = metadata[metadata["ViewPosition"].str.strip().isin(FRONTAL_VIEWS)]
+    skipped = []
+    for subject, study in frontal[["subject_id", "study_id"]].drop_duplicates().itertuples(index=False):
+        report = report_path(folder, subject, study)
+        if report.is_file():
+            reason = skip_reason(report.read_text(errors="replace"))
+            if reason is not None:
+                skipped.append((study, report, reason))
+    return skipped
+
+
+def skipped_report_problems(folder: Path, metadata: pd.DataFrame) -> list[str]:
+    """One line for ``data check`` naming the count of studies the corpus will skip, by reason, and the first
+    :data:`MAX_LISTED` of them; no line when none is skipped."""
+    skipped = skipped_reports(folder, metadata)
+    if not skipped:
+        return []
+    reasons = Counter(reason for _, _, reason in skipped)
+    listed = "; ".join(f"s{study} ({path}: {reason})" for study, path, reason in skipped[:MAX_LISTED])
+    more = f"; ... and {len(skipped) - MAX_LISTED} more" if len(skipped) > MAX_LISTED else ""
+    counts = ", ".join(f"{count} {reason}" for reason, count in reasons.most_common())
+    return [f"{Path(folder) / 'files'}: {len(skipped)} stud{'y' if len(skipped) == 1 else 'ies'} with a frontal "
+            f"image will be skipped by the pretraining corpus, their reports giving no text ({counts}): "
+            f"{listed}{more}"]

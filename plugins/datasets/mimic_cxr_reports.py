@@ -37,7 +37,8 @@ Sentences, :func:`report_sentences` (section 4 of the MGCA notes; where these ru
    two); non-ASCII characters are dropped.
 5. Sentences with <= 1 token are dropped; a kept sentence is its tokens joined by single spaces.
 
-A study is kept (:func:`keep_study`) when its sentences hold >= 3 tokens in all.
+A study is kept (:func:`keep_study`) when its sentences hold >= 3 tokens in all; :func:`skip_reason` says why a
+report is not (empty, no FINDINGS or IMPRESSION text, too few tokens).
 """
 
 from __future__ import annotations
@@ -133,3 +134,20 @@ def report_text_for_training(report_text: str, sentence_end: str = ".") -> Optio
     if not keep_study(sentences):
         return None
     return " ".join(sentence + sentence_end for sentence in sentences)
+
+
+#: why a report gives no training text (:func:`skip_reason`)
+EMPTY_REPORT = "empty"
+NO_SECTIONS = "no FINDINGS or IMPRESSION text"
+TOO_SHORT = f"under {MIN_STUDY_TOKENS} tokens"
+
+
+def skip_reason(report_text: str) -> Optional[str]:
+    """Why the study of this report is dropped from pretraining (:data:`EMPTY_REPORT`, :data:`NO_SECTIONS`,
+    :data:`TOO_SHORT`), or None when it is kept; exactly when :func:`report_text_for_training` gives None."""
+    if not report_text.strip():
+        return EMPTY_REPORT
+    sections = extract_sections(report_text)
+    if not sections["findings"] and not sections["impression"]:
+        return NO_SECTIONS
+    return None if keep_study(report_sentences(report_text)) else TOO_SHORT
