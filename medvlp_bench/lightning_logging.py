@@ -6,13 +6,24 @@ import logging
 import warnings
 
 
+#: Lightning warnings that say nothing about the user's run: a deprecation inside Lightning itself, the data loader
+#: worker hint (the harness chooses its workers), and the SLURM hint printed whenever an ``srun`` executable is on
+#: the PATH of a process not started by ``srun`` (a harness run is one process; Lightning's SLURM support is unused)
+IGNORED_WARNINGS = (
+    r".*LeafSpec.*is deprecated",
+    r".*does not have many workers.*",
+    r"The `srun` command is available on your system but is not used",
+)
+
+
 def quiet_lightning() -> None:
-    """Silence Lightning's start-up banners and tips (accelerator availability, logger tips) and a known
-    deprecation warning raised inside Lightning itself; warnings about the user's run still show."""
+    """Silence Lightning's start-up banners and tips (accelerator availability, ``LOCAL_RANK``, logger and
+    checkpoint tips, "`Trainer.fit` stopped") by raising its loggers to WARNING, and ignore the warnings in
+    :data:`IGNORED_WARNINGS`; warnings about the user's run still show."""
     for name in ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")
-    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    for message in IGNORED_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
 
 
 def epoch_progress(label: str, *shown: str):
