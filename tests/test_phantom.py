@@ -82,7 +82,7 @@ def test_opacity_lies_in_the_recorded_lung():
         assert (x + w / 2 < centre) == (case.findings["lung_opacity"].laterality == "right")
 
 
-def test_pneumothorax_mask_marks_a_lucent_rim_and_is_none_without_pneumothorax():
+def test_pneumothorax_mask_marks_a_lucent_rim_and_is_absent_without_pneumothorax():
     rng = np.random.default_rng(6)
     for _ in range(6):
         case = sample_case(rng, size=SIZE, findings=["pneumothorax"])
@@ -99,7 +99,7 @@ def test_pneumothorax_mask_marks_a_lucent_rim_and_is_none_without_pneumothorax()
         assert "pneumothorax" not in case.records
 
 
-def test_foreign_objects_are_recorded_as_object_cxr_annotations_over_bright_pixels():
+def test_foreign_objects_are_recorded_by_shape_and_outline_over_bright_pixels():
     rng = np.random.default_rng(7)
     kinds = set()
     for _ in range(15):
