@@ -88,3 +88,10 @@ def test_every_writer_declares_findings_the_registry_knows(module):
     writer = importlib.import_module(f"medvlp_bench_plugins.datasets.{module}")
     assert writer.FINDINGS_DRAWN and set(writer.FINDINGS_DRAWN) <= set(synthetic.FINDINGS)
 
+
+
+def test_anatomy_overrides_are_checked_and_applied_before_the_ap_magnification():
+    with pytest.raises(ValueError, match="dragon"):
+        synthetic.sample_anatomy(np.random.default_rng(0), "PA", "M", {"dragon": 1.0})
+    assert synthetic.sample_anatomy(np.random.default_rng(0), "PA", "M", {"ctr": 0.6}).ctr == 0.6
+    assert synthetic.sample_anatomy(np.random.default_rng(0), "AP", "M", {"ctr": 0.6}).ctr == pytest.approx(0.636)

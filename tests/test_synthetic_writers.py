@@ -194,3 +194,13 @@ def test_rewriting_a_folder_removes_the_old_marker_first(tmp_path, writer):
     assert read_synthetic_marker(folder) is None
     writer(folder, 3, 0.005)
     assert read_synthetic_marker(folder)["seed"] == 3
+
+
+def test_object_cxr_annotations_use_the_challenge_type_codes_and_scale_points_to_the_image():
+    from medvlp_bench_plugins.datasets.object_cxr_synthetic import _annotation
+
+    objects = [("rectangle", [10.0, 20.0, 30.0, 40.0]), ("ellipse", [50.0, 50.0, 70.0, 60.0]),
+               ("polygon", [5.0, 5.0, 25.0, 5.0, 15.0, 25.0])]
+    # Object-CXR: 0 rectangle, 1 ellipse (its box), 2 polygon (vertices); points scaled then rounded
+    assert _annotation(objects, 0.5, 2.0, 100, 200) == "0 5 40 15 80;1 25 100 35 120;2 2 10 12 10 8 50"
+    assert _annotation([("rectangle", [10.0, 20.0, 10.4, 40.0])], 1.0, 1.0, 100, 100) is None
