@@ -172,6 +172,9 @@ def _detection(arrays: Mapping[str, np.ndarray], n: int) -> list[str]:
         count = len(arrays[index])
         if arrays[boxes].shape != (count, 4):
             problems.append(f"'{boxes}' must have shape ({count}, 4), got {arrays[boxes].shape}")
+        elif (arrays[boxes][:, 2:] < arrays[boxes][:, :2]).any():
+            row = int(np.flatnonzero((arrays[boxes][:, 2:] < arrays[boxes][:, :2]).any(axis=1))[0])
+            problems.append(f"'{boxes}' row {row} is not x1, y1, x2, y2 with x2 >= x1 and y2 >= y1")
         if arrays[index].ndim != 1 or arrays[index].dtype.kind not in "iu" or (
                 count and not 0 <= arrays[index].min() <= arrays[index].max() < n):
             problems.append(f"'{index}' must be 1-d indices into sample_id ([0, {n}))")
