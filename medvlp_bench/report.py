@@ -101,7 +101,7 @@ def _cells_section(frame: pd.DataFrame, files: list[Path], out: Path) -> str:
     by_name = {path.name: path for path in files}
     rows = []
     for line in frame[frame["kind"] == "run"].itertuples():
-        links = ", ".join(f"[{name}]({Path(os.path.relpath(by_name[name], out)).as_posix()})"
+        links = ", ".join(f"[{name}]({Path(os.path.relpath(by_name[name].resolve(), out.resolve())).as_posix()})"
                           for name in line.files.split("; ") if name in by_name)
         status = line.interval_note or "interval computed"
         rows.append([TABLE_TITLES[line.table], line.row, f"{line.task} {100 * line.pct:g}%", line.n, status, links])
