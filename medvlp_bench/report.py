@@ -1,7 +1,8 @@
 """One markdown page from a folder of run records: the leaderboard with intervals (and differences to a baseline
 with p-values and significance marks), the figures of :mod:`medvlp_bench.plots`, the published numbers where they
-apply (real data only: :mod:`medvlp_bench.reported`), and for every cell the record files behind it and why it
-has no interval when it has none.
+apply (real data only: :mod:`medvlp_bench.reported`), for every cell the record files behind it and why it
+has no interval when it has none, and for every record with per-sample outputs its primary metric with its
+bootstrap interval (and DeLong's for AUROC).
 
 Writes ``<out>/report.md`` and ``<out>/figures/*.{png,svg}``; links to the records are relative to the page.
 """
@@ -20,6 +21,8 @@ from medvlp_bench.leaderboard import TABLE_TITLES, build_leaderboard, leaderboar
 from medvlp_bench.plots import write_plots
 from medvlp_bench.records import RunRecord
 from medvlp_bench.reported import load_reported
+from medvlp_bench.sample_outputs import record_outputs
+from medvlp_bench.statistics.record_statistics import record_intervals
 from medvlp_bench.statistics.table_statistics import StatisticsRequest
 
 REPORT_FILE = "report.md"
@@ -47,6 +50,7 @@ def write_report(records: Iterable[RunRecord], files: Iterable[Path], out_dir: P
     sections.append(_published_section(real))
     frame = leaderboard_frame(records, files=files, statistics=statistics if statistics.baseline else with_ci)
     sections.append(_cells_section(frame, files, out))
+    sections.append(_record_intervals_section(records, files, out, statistics))
     path = out / REPORT_FILE
     path.write_text("\n\n".join(sections) + "\n", encoding="utf-8")
     return path
@@ -107,3 +111,28 @@ def _cells_section(frame: pd.DataFrame, files: list[Path], out: Path) -> str:
         rows.append([TABLE_TITLES[line.table], line.row, f"{line.task} {100 * line.pct:g}%", line.n, status, links])
     table = tabulate(rows, headers=["table", "row", "column", "seeds", "interval", "records"], tablefmt="github")
     return "## Records behind each cell\n\n" + table
+
+
+def _record_intervals_section(records: list[RunRecord], files: list[Path], out: Path,
+                              statistics: StatisticsRequest) -> str:
+    """Per record with per-sample outputs: its primary metric, bootstrap interval and (AUROC) DeLong interval."""
+    rows = []
+    for record, path in zip(records, files):
+        outputs = record_outputs(record, path)
+        if outputs is None:
+            continue
+        intervals = record_intervals(record.primary_metric, outputs, statistics.n_resamples, statistics.seed,
+                                     statistics.level)
+        shown = [f"[{100 * item.low:.1f}, {100 * item.high:.1f}]" for item in intervals]
+        value = record.metrics[record.primary_metric]
+        link = Path(os.path.relpath(path.resolve(), out.resolve())).as_posix()
+        rows.append([f"[{path.name}]({link})", record.primary_metric,
+                     "–" if value is None else f"{100 * value:.1f}", shown[0] if shown else "n/a",
+                     shown[1] if len(shown) > 1 else "", len(set(outputs["patient_id"].tolist()))])
+    title = "## Per-record intervals\n\n"
+    if not rows:
+        return title + "None of these records carries per-sample outputs."
+    table = tabulate(rows, headers=["record", "metric", "value (%)", "bootstrap 95%", "DeLong 95%", "patients"],
+                     tablefmt="github")
+    return (title + f"Cluster bootstrap over the record's test patients ({statistics.n_resamples} resamples, seed "
+            f"{statistics.seed}); DeLong's normal interval for AUROC.\n\n" + table)

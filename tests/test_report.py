@@ -24,10 +24,25 @@ def test_report_page_links_figures_and_records_and_says_which_cells_lack_interva
     assert any(link.endswith(".png") for link in links)
     for link in links:
         assert (out / link).resolve().is_file(), link
-    record_links = [link for link in links if link.endswith(".json")]
-    assert len(record_links) == 6
-    rows = {line.split("|")[2].strip(): line for line in page.split("## Records behind each cell")[1].splitlines()
-            if line.startswith("| Data")}
+    cells_section, records_section = page.split("## Records behind each cell")[1].split("## Per-record intervals")
+    assert len(re.findall(r"\]\([^)]+\.json\)", cells_section)) == 6  # every record of both cells
+    assert len(re.findall(r"\]\([^)]+\.json\)", records_section)) == 3  # the records with outputs
+    rows = {line.split("|")[2].strip(): line for line in cells_section.splitlines() if line.startswith("| Data")}
     assert "no per-sample outputs" in rows["random"] and "no per-sample outputs" in rows["mgca"]  # its baseline has none
     mgca_cell = [line for line in page.split("## Results with intervals")[1].splitlines() if line.startswith("| mgca")]
     assert re.search(r"\[\d+\.\d, \d+\.\d\] \(3\)", mgca_cell[0])
+
+
+def test_report_lists_each_record_with_outputs_with_its_bootstrap_and_delong_interval(tmp_path):
+    runs = tmp_path / "runs"
+    write_runs(runs, "mgca", 1.0, seeds=(0,))
+    out = tmp_path / "report"
+    assert cli.main(["report", "--runs", str(runs), "--out", str(out), "--resamples", "200"]) == 0
+    section = (out / "report.md").read_text().split("## Per-record intervals")[1]
+    row = next(line for line in section.splitlines() if line.startswith("| [mgca"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    value, bootstrap, delong = float(cells[2]), cells[3], cells[4]
+    for interval in (bootstrap, delong):
+        low, high = (float(number) for number in interval.strip("[]").split(","))
+        assert low < value < high
+    assert cells[5] == "100"

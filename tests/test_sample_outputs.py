@@ -105,3 +105,15 @@ def test_detection_and_segmentation_layouts_validate(tmp_path):
                     "dice": np.array([1.0, 0.5, 0.0]), "truth_empty": np.array([True, False, False]),
                     "pred_empty": np.array([True, False, True])}
     write_outputs(segmentation, tmp_path / "seg.outputs.npz")
+
+
+def test_inverted_boxes_are_refused_naming_the_row(tmp_path):
+    ids = np.array(["a"])
+    detection = {
+        "kind": np.array("detection"), "sample_id": ids, "patient_id": ids,
+        "pred_boxes": np.array([[0, 0, 10, 10.0], [5, 5, 4, 9]]), "pred_scores": np.array([0.9, 0.2]),
+        "pred_index": np.array([0, 0]), "true_boxes": np.zeros((0, 4)), "true_index": np.zeros(0, dtype=int),
+        "iou_thresholds": np.array([0.5]), "score_threshold": np.array(0.05),
+    }
+    with pytest.raises(SampleOutputsError, match="'pred_boxes' row 1 is not x1, y1, x2, y2"):
+        write_outputs(detection, tmp_path / "det.outputs.npz")

@@ -8,7 +8,8 @@ Metrics with a statistic (names as the protocols report them):
 * segmentation: ``dice`` (mean per-image Dice), ``dice_positive`` (mean over images whose truth is not empty),
   ``empty_correct`` (share of images with an empty truth predicted empty).
 
-Other metrics (and retrieval outputs) have none: their cells get no interval.
+Other metrics (and retrieval outputs) have none: their cells get no interval. :func:`record_intervals` gives a
+record's bootstrap interval (and DeLong's for AUROC).
 """
 
 from __future__ import annotations
@@ -17,7 +18,18 @@ from typing import Optional
 
 import numpy as np
 
-from medvlp_bench.statistics.bootstrap import AccuracyStatistic, AurocStatistic, Statistic, weighted_mean
+from medvlp_bench.statistics.bootstrap import (
+    BOOTSTRAP_SEED,
+    LEVEL,
+    N_RESAMPLES,
+    AccuracyStatistic,
+    AurocStatistic,
+    Interval,
+    Statistic,
+    bootstrap_interval,
+    weighted_mean,
+)
+from medvlp_bench.statistics.delong import delong_interval
 from medvlp_bench.statistics.detection_map import MeanAPStatistic
 
 
@@ -85,3 +97,16 @@ def restrict(outputs: dict, sample_ids: np.ndarray) -> dict:
 
 _PER_SAMPLE = frozenset({"sample_id", "patient_id", "target", "score", "dice", "truth_empty", "pred_empty",
                          "rank_image_to_text", "rank_text_to_image"})
+
+
+def record_intervals(metric: str, outputs: dict, n_resamples: int = N_RESAMPLES, seed: int = BOOTSTRAP_SEED,
+                     level: float = LEVEL) -> list[Interval]:
+    """A record's ``metric`` with its cluster-bootstrap interval over the test patients and, for an AUROC of a
+    binary or multilabel task, DeLong's interval beside it; empty when the metric has no statistic."""
+    statistic = statistic_for(metric, outputs)
+    if statistic is None:
+        return []
+    intervals = [bootstrap_interval(statistic, outputs["patient_id"], n_resamples, seed, level)]
+    if metric == "auroc" and str(outputs["kind"]) == "classification" and str(outputs["task_type"]) != "multiclass":
+        intervals.append(delong_interval(outputs["target"], outputs["score"], outputs["patient_id"], level))
+    return intervals
