@@ -96,19 +96,20 @@ class MeanAPStatistic:
             false = np.flatnonzero(~hits)
             segment = np.searchsorted(positions, false)
             inside = segment < len(positions)
-            before = sparse.csr_matrix((np.ones(inside.sum()), (segment[inside], images[false[inside]])),
-                                       shape=(len(positions), n_images))
+            before = sparse.csr_matrix((np.ones(inside.sum(), dtype=np.int32),
+                                        (segment[inside], images[false[inside]])), shape=(len(positions), n_images))
             self.curves.append((images[positions], before))
 
     def evaluate(self, weights: np.ndarray) -> np.ndarray:
-        weights = np.asarray(weights, dtype=np.float64)
-        n_true = weights @ self.true_count
+        """(B,) mAP under (B, N) whole-count image weights (counted exactly in int32)."""
+        n_true = np.asarray(weights, dtype=np.float64) @ self.true_count
+        weights = np.asarray(weights).astype(np.int32)
         precision_at_recall = np.zeros((len(weights), len(self.thresholds), len(RECALL_POINTS)))
         for t, (tp_images, fp_before) in enumerate(self.curves):
             if not len(tp_images):
                 continue
-            tp = np.cumsum(weights[:, tp_images], axis=1)
-            fp = np.cumsum(np.asarray((fp_before @ weights.T).T), axis=1)
+            tp = np.cumsum(weights[:, tp_images], axis=1, dtype=np.int32)
+            fp = np.cumsum(np.asarray((fp_before @ weights.T).T), axis=1, dtype=np.int32)
             with np.errstate(invalid="ignore", divide="ignore"):
                 recall = tp / n_true[:, None]
             precision = tp / (tp + fp + np.spacing(1))
