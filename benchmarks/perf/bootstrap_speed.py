@@ -147,7 +147,7 @@ def main() -> None:
         per_loop = (time.perf_counter() - start) / args.loop_resamples
         difference = float(np.max(np.abs(np.asarray(looped) - values)))
         total_loop = per_loop * (args.resamples + 1)
-        print(f"{name:<28} {vectorised:>20.3f} {total_loop:>14.1f} {total_loop / vectorised:>7.0f}x  {difference:.1e}")
+        print(f"{name:<28} {vectorised:>20.3f} {total_loop:>14.1f} {total_loop / vectorised:>7.1f}x  {difference:.1e}")
 
 
 if __name__ == "__main__":
