@@ -207,22 +207,25 @@ def _add_statistics_options(parser: argparse.ArgumentParser) -> None:
 def _add_results_commands(commands) -> None:
     """The ``leaderboard``, ``plot`` and ``report`` sub-commands (tables, figures and a page from run records)."""
     board = commands.add_parser("leaderboard", help="tables from run records", formatter_class=_formatter)
-    board.add_argument("--runs", type=Path, default=Path("results"), help="folder of run records (searched recursively)")
+    board.add_argument("--runs", type=Path, default=Path("results"),
+                       help="folder of run records (searched recursively)")
     board.add_argument("--format", choices=["md", "csv", "latex"], default="md", help="output format")
     board.add_argument("--output", type=Path, default=None, help="write to this file instead of standard output")
     board.add_argument("--reported", action="store_true", help="add the published numbers as reference rows")
     _add_statistics_options(board)
-    plot = commands.add_parser("plot", help="data-efficiency curves and a delta heat map from run records",
-                               formatter_class=_formatter)
-    plot.add_argument("--runs", type=Path, default=Path("results"), help="folder of run records (searched recursively)")
+    plot = commands.add_parser("plot", formatter_class=_formatter,
+                               help="data-efficiency curves and a delta heat map from run records")
+    plot.add_argument("--runs", type=Path, default=Path("results"),
+                      help="folder of run records (searched recursively)")
     plot.add_argument("--out", type=Path, default=Path("plots"), help="folder for the PNG and SVG files")
     plot.add_argument("--baseline", default=None, metavar="METHOD",
-                      help="method (or row label) the heat map of differences compares against (no heat map without it)")
+                      help="method (or row label) the heat map of differences compares against (none: no heat map)")
     plot.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
     plot.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap resampling")
-    report = commands.add_parser("report", help="one markdown page: leaderboard, plots, published rows, record files",
-                                 formatter_class=_formatter)
-    report.add_argument("--runs", type=Path, default=Path("results"), help="folder of run records (searched recursively)")
+    report = commands.add_parser("report", formatter_class=_formatter,
+                                 help="one markdown page: leaderboard, plots, published rows, record files")
+    report.add_argument("--runs", type=Path, default=Path("results"),
+                        help="folder of run records (searched recursively)")
     report.add_argument("--out", type=Path, required=True, help="folder for report.md and its figures")
     _add_statistics_options(report)
 

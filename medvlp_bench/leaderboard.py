@@ -7,7 +7,8 @@ Rules (the same for every format):
   primary metric name (so tasks scored alike sit together: accuracy, AUROC, Dice, mAP), then task name, then pct.
   The core names no task: the order follows from the records alone.
 * Seeds: records whose configs are equal once the top-level ``seed`` entry is removed are the seeds of one
-  cell (nested seeds, e.g. of the synthetic data, make different configs). Copies of one run (same data source, config key and seed) count once, the last finished one.
+  cell (nested seeds, e.g. of the synthetic data, make different configs). Copies of one run (same data source,
+  config key and seed) count once, the last finished one.
 * Rows = methods. When one method has several configs (besides the seed) for one column, e.g. two encoders,
   all of that method's rows in that table are labelled with the config entries that differ between those
   configs, as dotted paths: ``mgca (encoder=vit_b16)``. Digests (``*_key``, ``*sha256``, ``*_hash``, e.g. the

@@ -16,7 +16,8 @@ def classification_outputs(shift: float, seed: int, n: int = N_TEST) -> dict:
     target = (np.arange(n) % 2).astype(np.int8)
     return {
         "kind": np.array("classification"), "task_type": np.array("binary"),
-        "sample_id": np.array([f"img{i}" for i in range(n)]), "patient_id": np.array([f"pat{i // 2}" for i in range(n)]),
+        "sample_id": np.array([f"img{i}" for i in range(n)]),
+        "patient_id": np.array([f"pat{i // 2}" for i in range(n)]),
         "label_names": np.array(["Pneumonia"]), "target": target[:, None],
         "score": (rng.normal(size=n) + shift * target)[:, None],
     }
