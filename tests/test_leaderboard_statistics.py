@@ -59,6 +59,7 @@ def test_ci_shows_intervals_in_plain_cells_and_csv_carries_them(runs):
         "mgca", "rsna_cls 10%"]
     csv = pd.read_csv(io.StringIO(board(runs, "csv", ci=True)[0]))
     assert {"ci_low", "ci_high", "p_value", "files"} <= set(csv.columns)
+    assert set(csv["n_resamples"]) == {300} and set(csv["bootstrap_seed"]) == {0}
     assert len(cell(csv, "mgca", "rsna_cls", 0.1)["files"].split("; ")) == 3
 
 

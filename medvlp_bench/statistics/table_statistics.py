@@ -9,6 +9,7 @@ record's per-sample outputs file. Per cell (data source x row x task x pct, its 
   metrics), ``delta_low``, ``delta_high`` and ``p_value`` from the paired bootstrap over the test samples both cells
   share (:func:`medvlp_bench.statistics.paired.paired_difference`); ``p_adjusted`` corrects the p-values of all
   cells of one table together (Holm, Benjamini-Hochberg or none); ``significant`` = ``p_adjusted <= alpha``;
+* ``n_resamples``, ``bootstrap_seed``, ``correction``: how they were computed;
 * ``interval_note``: why a cell has no interval (its records carry no per-sample outputs; no statistic for the
   metric; no baseline cell in its column; no shared test samples), empty otherwise.
 
@@ -34,7 +35,7 @@ from medvlp_bench.statistics.record_statistics import restrict, statistic_for
 
 #: columns added to the leaderboard's summary (NaN / empty where not computed)
 STATISTICS_COLUMNS = ("ci_low", "ci_high", "delta", "delta_low", "delta_high", "p_value", "p_adjusted",
-                      "significant", "interval_note")
+                      "significant", "interval_note", "n_resamples", "bootstrap_seed", "correction")
 
 NO_OUTPUTS = "no per-sample outputs"
 
@@ -115,6 +116,8 @@ def table_statistics(summary: pd.DataFrame, runs: pd.DataFrame, request: Statist
     for name in STATISTICS_COLUMNS:
         result[name] = "" if name == "interval_note" else np.nan
     result["significant"] = False
+    result["n_resamples"], result["bootstrap_seed"] = request.n_resamples, request.seed
+    result["correction"] = request.correction if request.baseline else ""
     baselines = baseline_rows(summary, request.baseline) if request.baseline else {}
     grouped = {key: lines for key, lines in runs.groupby(["data_source", "row", "task", "pct"], sort=False)}
     for position, cell in result[result["kind"] == "run"].iterrows():
