@@ -1,4 +1,4 @@
-"""The ``medvlp-bench`` command line: plugins, run, pretrain, leaderboard, data synth, data check.
+"""The ``medvlp-bench`` command line: plugins, run, pretrain, leaderboard, plot, report, data synth, data check.
 
 Exit status: 0 success; 1 a reported error (bad data, missing weights, ...); 2 a usage error (unknown option,
 unknown method/task/dataset name: printed with did-you-mean suggestions and the available names).
@@ -121,11 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--resume", action="store_true", help="continue from the output folder's last checkpoint")
     _add_data_options(pre)
 
-    board = commands.add_parser("leaderboard", help="tables from run records", formatter_class=_formatter)
-    board.add_argument("--runs", type=Path, default=Path("results"), help="folder of run records (searched recursively)")
-    board.add_argument("--format", choices=["md", "csv", "latex"], default="md", help="output format")
-    board.add_argument("--output", type=Path, default=None, help="write to this file instead of standard output")
-    board.add_argument("--reported", action="store_true", help="add the published numbers as reference rows")
+    _add_results_commands(commands)
 
     data = commands.add_parser("data", help="synthetic data and raw-download checks", formatter_class=_formatter)
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
@@ -196,15 +192,70 @@ def command_pretrain(args, registry) -> int:
     return 0
 
 
+def _add_statistics_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("statistics (need the records' per-sample outputs)")
+    group.add_argument("--baseline", default=None, metavar="METHOD",
+                       help="show every other cell as its difference to this method (or row label), with a paired "
+                            "bootstrap interval, p-value and significance mark")
+    group.add_argument("--ci", action="store_true", help="add the 95%% bootstrap interval to every plain cell")
+    group.add_argument("--correction", choices=["holm", "bh", "none"], default="holm",
+                       help="multiple-comparison correction of the p-values across a table")
+    group.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
+    group.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap resampling")
+
+
+def _add_results_commands(commands) -> None:
+    """The ``leaderboard``, ``plot`` and ``report`` sub-commands (tables, figures and a page from run records)."""
+    board = commands.add_parser("leaderboard", help="tables from run records", formatter_class=_formatter)
+    board.add_argument("--runs", type=Path, default=Path("results"),
+                       help="folder of run records (searched recursively)")
+    board.add_argument("--format", choices=["md", "csv", "latex"], default="md", help="output format")
+    board.add_argument("--output", type=Path, default=None, help="write to this file instead of standard output")
+    board.add_argument("--reported", action="store_true", help="add the published numbers as reference rows")
+    _add_statistics_options(board)
+    plot = commands.add_parser("plot", formatter_class=_formatter,
+                               help="data-efficiency curves and a delta heat map from run records")
+    plot.add_argument("--runs", type=Path, default=Path("results"),
+                      help="folder of run records (searched recursively)")
+    plot.add_argument("--out", type=Path, default=Path("plots"), help="folder for the PNG and SVG files")
+    plot.add_argument("--baseline", default=None, metavar="METHOD",
+                      help="method (or row label) the heat map of differences compares against (none: no heat map)")
+    plot.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
+    plot.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap resampling")
+    report = commands.add_parser("report", formatter_class=_formatter,
+                                 help="one markdown page: leaderboard, plots, published rows, record files")
+    report.add_argument("--runs", type=Path, default=Path("results"),
+                        help="folder of run records (searched recursively)")
+    report.add_argument("--out", type=Path, required=True, help="folder for report.md and its figures")
+    _add_statistics_options(report)
+
+
+def _statistics_request(args):
+    from medvlp_bench.statistics.table_statistics import StatisticsRequest
+
+    if args.resamples < 1:
+        raise MedvlpError(f"--resamples must be at least 1, not {args.resamples}")
+    return StatisticsRequest(ci=args.ci, baseline=args.baseline, correction=args.correction,
+                             n_resamples=args.resamples, seed=args.bootstrap_seed)
+
+
+def _record_files(folder: Path):
+    from medvlp_bench.records import load_record_files
+
+    if not folder.is_dir():
+        raise MedvlpError(f"no run records folder {folder}")
+    pairs = load_record_files(folder)
+    return [record for _, record in pairs], [path for path, _ in pairs]
+
+
 def command_leaderboard(args, registry) -> int:
     from medvlp_bench.leaderboard import build_leaderboard
-    from medvlp_bench.records import load_records
     from medvlp_bench.reported import load_reported
 
-    if not args.runs.is_dir():
-        raise MedvlpError(f"no run records folder {args.runs}")
-    records = load_records(args.runs)
-    text = build_leaderboard(records, load_reported() if args.reported else None, args.format)
+    records, files = _record_files(args.runs)
+    statistics = _statistics_request(args) if args.baseline or args.ci else None
+    text = build_leaderboard(records, load_reported() if args.reported else None, args.format, files=files,
+                             statistics=statistics)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text)
@@ -240,11 +291,32 @@ def command_data(args, registry) -> int:
     return 0
 
 
+def command_plot(args, registry) -> int:
+    from medvlp_bench.plots import write_plots
+
+    records, files = _record_files(args.runs)
+    for path in write_plots(records, files, args.out, baseline=args.baseline, n_resamples=args.resamples,
+                            seed=args.bootstrap_seed):
+        print(f"wrote {path}")
+    return 0
+
+
+def command_report(args, registry) -> int:
+    from medvlp_bench.report import write_report
+
+    records, files = _record_files(args.runs)
+    path = write_report(records, files, args.out, _statistics_request(args), runs_folder=args.runs)
+    print(f"wrote {path} ({len(records)} records)")
+    return 0
+
+
 COMMANDS = {
     "plugins": command_plugins,
     "run": command_run,
     "pretrain": command_pretrain,
     "leaderboard": command_leaderboard,
+    "plot": command_plot,
+    "report": command_report,
     "data": command_data,
 }
 

@@ -3,10 +3,12 @@
 Rules (the same for every format):
 
 * One table per data source, real first; synthetic results are never tabulated beside real ones.
-* Columns = task x pct, labelled ``"{task} {100 * pct:g}%"`` (e.g. ``rsna_cls 1%``), ordered by task (the
-  reference suite's order :data:`TASK_ORDER`, other tasks after it alphabetically) then by pct.
+* Columns = task x pct, labelled ``"{task} {100 * pct:g}%"`` (e.g. ``rsna_cls 1%``), ordered by the task's
+  primary metric name (so tasks scored alike sit together: accuracy, AUROC, Dice, mAP), then task name, then pct.
+  The core names no task: the order follows from the records alone.
 * Seeds: records whose configs are equal once the top-level ``seed`` entry is removed are the seeds of one
-  cell (nested seeds, e.g. of the synthetic data, make different configs). Copies of one run (same data source, config key and seed) count once, the last finished one.
+  cell (nested seeds, e.g. of the synthetic data, make different configs). Copies of one run (same data source,
+  config key and seed) count once, the last finished one.
 * Rows = methods. When one method has several configs (besides the seed) for one column, e.g. two encoders,
   all of that method's rows in that table are labelled with the config entries that differ between those
   configs, as dotted paths: ``mgca (encoder=vit_b16)``. Digests (``*_key``, ``*sha256``, ``*_hash``, e.g. the
@@ -23,7 +25,15 @@ Rules (the same for every format):
   ("Reported (published)").
 * Missing cells show ``–`` (``--`` in LaTeX). Every table carries a caption with the metric of each task.
 * CSV is the long summary of :func:`leaderboard_frame` (numbers, not formatted cells), one line per
-  table x row x column.
+  table x row x column, with the record files behind each cell (``files``).
+* Statistics (optional, :class:`~medvlp_bench.statistics.table_statistics.StatisticsRequest`): with ``ci``, each
+  cell adds the 95 % two-level bootstrap interval of its mean (``73.0 ± 1.0 [71.2, 74.8] (3)``); with a
+  ``baseline``, each other cell shows its difference to the baseline's cell in the same column, with the paired
+  bootstrap interval, the p-value and a mark (``*``) where the p-value, corrected across the table (Holm by
+  default), is <= 0.05: ``+10.8 [+6.1, +15.3] p=0.002*``. Cells whose records carry no per-sample outputs show
+  ``[n/a]`` for the interval. The caption says what the numbers and marks mean.
+* Notes under a table: records of an older schema (marked ``†`` in their cells: written before records named
+  their plugins' versions) and plugins present in several versions (records' ``plugins`` field).
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ import json
 import re
 from collections import defaultdict
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Iterable, Literal, Optional
 
 import pandas as pd
@@ -39,10 +50,13 @@ from tabulate import tabulate
 
 import medvlp_bench
 from medvlp_bench.errors import MedvlpError
-from medvlp_bench.records import RunRecord, config_key
-
-#: column order of the reference suite (reference section 6); other tasks follow alphabetically
-TASK_ORDER = ("chexpert_cls", "rsna_cls", "covidx_cls", "siim_seg", "rsna_seg", "rsna_det", "object_cxr_det")
+from medvlp_bench.records import SCHEMA_VERSION, RunRecord, config_key
+from medvlp_bench.statistics.table_statistics import (
+    STATISTICS_COLUMNS,
+    StatisticsRequest,
+    record_outputs_columns,
+    table_statistics,
+)
 
 #: display names of metric names; others are shown as they are
 METRIC_LABELS = {"auroc": "AUROC", "accuracy": "accuracy", "acc": "accuracy", "dice": "Dice", "map": "mAP"}
@@ -50,7 +64,11 @@ METRIC_LABELS = {"auroc": "AUROC", "accuracy": "accuracy", "acc": "accuracy", "d
 #: columns of :func:`leaderboard_frame`; ``mean`` and ``std`` in percent, ``n`` = number of seeds
 SUMMARY_COLUMNS = (
     "table", "kind", "row", "method", "task", "pct", "metric", "higher_is_better", "mean", "std", "n", "best",
+    "older", "files",
 )
+#: the columns of runs_frame
+RUN_COLUMNS = ("data_source", "method", "row", "task", "pct", "seed", "metric", "higher_is_better", "value",
+               "config_key", "file", "outputs", "outputs_sha256", "schema_version")
 
 #: characters of a digest (pretraining key, checkpoint hash) shown in a row label
 DIGEST_CHARS = 12
@@ -63,21 +81,27 @@ _LATEX_SPECIALS = {
     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
 }
 _SYMBOLS = {
-    "md": {"pm": "±", "missing": "–", "bold": "**{}**"},
-    "latex": {"pm": r"$\pm$", "missing": "--", "bold": r"\textbf{{{}}}"},
+    "md": {"pm": "±", "missing": "–", "bold": "**{}**", "mark": "\\*", "older": "†"},
+    "latex": {"pm": r"$\pm$", "missing": "--", "bold": r"\textbf{{{}}}", "mark": r"$^{*}$", "older": r"$^{\dagger}$"},
 }
 
 
-def runs_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
-    """One line per run: data_source, method, row (label, see module rules), task, pct, seed, metric,
-    higher_is_better, value (primary metric in percent, NaN when null), config_key.
+def runs_frame(records: Iterable[RunRecord], files: Optional[Iterable[Optional[Path]]] = None) -> pd.DataFrame:
+    """One line per run (:data:`RUN_COLUMNS`): data_source, method, row (label, see module rules), task, pct,
+    seed, metric, higher_is_better, value (primary metric in percent, NaN when null), config_key, file (the
+    record's path when ``files`` gives it, aligned with ``records``), outputs and outputs_sha256 (its per-sample
+    outputs file and digest, or None), schema_version.
 
     Copies of one run (same data_source, config_key, seed) count once: the one with the latest ``finished_at``.
     """
-    unique: dict[tuple, RunRecord] = {}
-    for record in sorted(records, key=lambda record: datetime.fromisoformat(record.provenance["finished_at"])):
-        unique[(record.data_source, record.config_key, record.seed)] = record
-    kept = list(unique.values())
+    records = list(records)
+    paths = list(files) if files is not None else [None] * len(records)
+    unique: dict[tuple, tuple[RunRecord, Optional[Path]]] = {}
+    for record, path in sorted(zip(records, paths),
+                               key=lambda pair: datetime.fromisoformat(pair[0].provenance["finished_at"])):
+        unique[(record.data_source, record.config_key, record.seed)] = (record, path)
+    kept = [record for record, _ in unique.values()]
+    kept_paths = [path for _, path in unique.values()]
     labels = _row_labels(kept)
     lines = [
         {
@@ -91,12 +115,14 @@ def runs_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
             "higher_is_better": record.higher_is_better,
             "value": _percent(record.metrics[record.primary_metric]),
             "config_key": record.config_key,
+            "file": str(path) if path is not None else None,
+            "outputs": record_outputs_columns(record, path)[0],
+            "outputs_sha256": record_outputs_columns(record, path)[1],
+            "schema_version": record.schema_version,
         }
-        for record, label in zip(kept, labels)
+        for record, label, path in zip(kept, labels, kept_paths)
     ]
-    return pd.DataFrame(lines, columns=[
-        "data_source", "method", "row", "task", "pct", "seed", "metric", "higher_is_better", "value", "config_key",
-    ])
+    return pd.DataFrame(lines, columns=list(RUN_COLUMNS))
 
 
 def _pct(pct: float) -> float:
@@ -165,9 +191,11 @@ def summarize_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """
     _check_metrics(runs)
     keys = ["data_source", "row", "method", "task", "pct", "metric", "higher_is_better"]
+    grouped = runs.groupby(keys, sort=False)
     summary = (
-        runs.groupby(keys, sort=False)["value"]
-        .agg(mean="mean", std="std", n="count")
+        grouped["value"].agg(mean="mean", std="std", n="count")
+        .join(grouped["schema_version"].min().lt(SCHEMA_VERSION).rename("older"))
+        .join(grouped["file"].agg(lambda files: "; ".join(Path(f).name for f in files if f)).rename("files"))
         .reset_index()
         .rename(columns={"data_source": "table"})
     )
@@ -213,20 +241,27 @@ def summarize_reported(reported: pd.DataFrame, table: str) -> pd.DataFrame:
         "std": float("nan"),
         "n": pd.NA,
         "best": False,
+        "older": False,
+        "files": "",
     }, columns=list(SUMMARY_COLUMNS))
 
 
-def leaderboard_frame(records: Iterable[RunRecord], reported: Optional[pd.DataFrame] = None) -> pd.DataFrame:
-    """The long summary behind every format (columns :data:`SUMMARY_COLUMNS`), sorted by table (real,
-    synthetic, reported), kind (runs first), row, task (:data:`TASK_ORDER`) and pct."""
+def leaderboard_frame(records: Iterable[RunRecord], reported: Optional[pd.DataFrame] = None, *,
+                      files: Optional[Iterable[Path]] = None,
+                      statistics: Optional[StatisticsRequest] = None) -> pd.DataFrame:
+    """The long summary behind every format (columns :data:`SUMMARY_COLUMNS`, plus :data:`STATISTICS_COLUMNS`
+    with ``statistics``), sorted by table (real, synthetic, reported), kind (runs first), row, metric, task and
+    pct. ``files``: the records' paths (aligned with ``records``), needed to find their per-sample outputs."""
     records = list(records)
     if not records and reported is None:
         raise MedvlpError("no run records to tabulate")
-    parts = [summarize_runs(runs_frame(records))] if records else []
+    runs = runs_frame(records, files)
+    parts = [summarize_runs(runs)] if records else []
     if reported is not None:
         parts.append(_placed_reported(parts[0] if parts else None, reported))
     frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-    return _sorted(frame).reset_index(drop=True)
+    frame = _sorted(frame).reset_index(drop=True)
+    return table_statistics(frame, runs, statistics) if statistics is not None else frame
 
 
 def _placed_reported(runs: Optional[pd.DataFrame], reported: pd.DataFrame) -> pd.DataFrame:
@@ -241,45 +276,54 @@ def _placed_reported(runs: Optional[pd.DataFrame], reported: pd.DataFrame) -> pd
 
 def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
     """Sort by table, kind, row (run rows only; reported rows keep their input order), task and pct."""
-    task_rank = {task: rank for rank, task in enumerate(sorted(frame["task"].unique(), key=_task_rank))}
     keys = pd.DataFrame({
         "table": frame["table"].map(list(TABLE_TITLES).index),
         "kind": frame["kind"].map({"run": 0, "reported": 1}),
         "row": frame["row"].where(frame["kind"] == "run", ""),
-        "task": frame["task"].map(task_rank),
+        "metric": frame["metric"],
+        "task": frame["task"],
         "pct": frame["pct"],
     })
     return frame.loc[keys.sort_values(list(keys.columns), kind="stable").index]
 
 
-def _task_rank(task: str) -> tuple[int, str]:
-    return (TASK_ORDER.index(task), "") if task in TASK_ORDER else (len(TASK_ORDER), task)
+def column_order(lines: pd.DataFrame) -> list[tuple[str, float]]:
+    """The (task, pct) columns of ``lines`` in the module's order: metric name, task name, pct."""
+    metric = dict(zip(lines["task"], lines["metric"]))
+    return sorted(set(zip(lines["task"], lines["pct"])), key=lambda column: (metric[column[0]], *column))
 
 
 def build_leaderboard(
-    records: Iterable[RunRecord], reported: Optional[pd.DataFrame] = None, fmt: Format = "md"
+    records: Iterable[RunRecord], reported: Optional[pd.DataFrame] = None, fmt: Format = "md", *,
+    files: Optional[Iterable[Path]] = None, statistics: Optional[StatisticsRequest] = None,
 ) -> str:
     """The leaderboard of ``records`` (and ``reported`` numbers, if given) as Markdown, CSV or LaTeX text.
 
     See the module docstring for the rules. Markdown: one ``## {title}`` section per table, GitHub pipe tables.
     LaTeX: one complete ``table`` environment per table, using booktabs rules (``\\usepackage{booktabs}``).
+    ``files`` (the records' paths) and ``statistics`` add intervals and paired differences.
     """
     records = list(records)
-    frame = leaderboard_frame(records, reported)
+    if fmt not in ("csv", *_SYMBOLS):
+        raise MedvlpError(f"unknown leaderboard format {fmt!r}; use md, csv or latex")
+    frame = leaderboard_frame(records, reported, files=files, statistics=statistics)
     if fmt == "csv":
         return frame.to_csv(index=False)
-    if fmt not in _SYMBOLS:
-        raise MedvlpError(f"unknown leaderboard format {fmt!r}; use md, csv or latex")
     origin = f"medvlp-bench {medvlp_bench.__version__} leaderboard from {len(records)} run records"
     header = f"<!-- {origin} -->" if fmt == "md" else f"% {origin}; needs \\usepackage{{booktabs}}"
-    sections = [_render_table(frame[frame["table"] == table], table, fmt) for table in frame["table"].unique()]
+    sections = [
+        _render_table(frame[frame["table"] == table], table, fmt, statistics,
+                      [record for record in records if record.data_source == table])
+        for table in frame["table"].unique()
+    ]
     return "\n\n".join([header, *sections]) + "\n"
 
 
-def _render_table(lines: pd.DataFrame, table: str, fmt: Format) -> str:
+def _render_table(lines: pd.DataFrame, table: str, fmt: Format, statistics: Optional[StatisticsRequest],
+                  records: list[RunRecord]) -> str:
     """One table of the leaderboard (the lines of one ``table``) in Markdown or LaTeX."""
-    cells = _cell_grid(lines, fmt)
-    caption = _caption(lines, fmt)
+    cells = _cell_grid(lines, fmt, statistics)
+    caption = _caption(lines, fmt, statistics, records)
     if fmt == "md":
         body = tabulate(cells.values.tolist(), headers=list(cells.columns), tablefmt="github",
                         colalign=("left",) + ("right",) * (cells.shape[1] - 1))
@@ -296,22 +340,27 @@ def _render_table(lines: pd.DataFrame, table: str, fmt: Format) -> str:
     ])
 
 
-def _cell_grid(lines: pd.DataFrame, fmt: Format) -> pd.DataFrame:
+def _cell_grid(lines: pd.DataFrame, fmt: Format, statistics: Optional[StatisticsRequest] = None) -> pd.DataFrame:
     """Formatted cells: index = row labels in order, first column ``method``, then task x pct columns."""
     symbols = _SYMBOLS[fmt]
-    columns = sorted(set(zip(lines["task"], lines["pct"])), key=lambda column: (_task_rank(column[0]), column[1]))
-    labels = [_column_label(task, pct) for task, pct in columns]
+    labels = [_column_label(task, pct) for task, pct in column_order(lines)]
+    rows = list(dict.fromkeys(lines["row"]))
+    if statistics is not None and statistics.baseline:
+        baseline_rows = set(lines.loc[lines["kind"] == "run", "row"][
+            lines.loc[lines["kind"] == "run", "delta"].isna()
+            & (lines.loc[lines["kind"] == "run", "interval_note"] != "no baseline result in this column")])
+        rows = [row for row in rows if row in baseline_rows] + [row for row in rows if row not in baseline_rows]
     grid = (
         lines.assign(
             column=[_column_label(task, pct) for task, pct in zip(lines["task"], lines["pct"])],
-            cell=[_cell(line, symbols) for line in lines.itertuples()],
+            cell=[_cell(line, symbols, statistics) for line in lines.itertuples()],
         )
         .pivot(index="row", columns="column", values="cell")
-        .reindex(index=list(dict.fromkeys(lines["row"])), columns=labels)
+        .reindex(index=rows, columns=labels)
         .fillna(symbols["missing"])
     )
-    rows = grid.index if fmt == "md" else [_latex_escape(row) for row in grid.index]
-    return grid.reset_index(drop=True).rename_axis(columns=None).assign(method=list(rows))[["method", *labels]]
+    names = grid.index if fmt == "md" else [_latex_escape(row) for row in grid.index]
+    return grid.reset_index(drop=True).rename_axis(columns=None).assign(method=list(names))[["method", *labels]]
 
 
 def _column_label(task: str, pct: float) -> str:
@@ -319,32 +368,57 @@ def _column_label(task: str, pct: float) -> str:
     return f"{task} {100 * pct:g}%"
 
 
-def _cell(line: Any, symbols: dict[str, str]) -> str:
-    """``mean ± std (n)`` (``mean (1)`` for one seed, ``mean`` for reported numbers), one decimal, bold if best."""
+def _cell(line: Any, symbols: dict[str, str], statistics: Optional[StatisticsRequest] = None) -> str:
+    """``mean ± std (n)`` (``mean (1)`` for one seed, ``mean`` for reported numbers), one decimal, bold if best;
+    with statistics, the interval (``[low, high]``) or the difference to the baseline (module docstring)."""
     if pd.isna(line.mean):
         return symbols["missing"]
     if line.kind == "reported":
-        text = f"{line.mean:.1f}"
-    elif line.n > 1:
-        text = f"{line.mean:.1f} {symbols['pm']} {line.std:.1f} ({line.n})"
+        return symbols["bold"].format(f"{line.mean:.1f}") if line.best else f"{line.mean:.1f}"
+    if statistics is not None and not pd.isna(line.delta):
+        text = f"{line.delta:+.1f} " + _interval_text(line.delta_low, line.delta_high, signed=True)
+        if not pd.isna(line.p_value):
+            text += " " + (f"p<0.001" if line.p_value < 0.001 else f"p={line.p_value:.3f}")
+            text += symbols["mark"] if line.significant else ""
     else:
-        text = f"{line.mean:.1f} ({line.n})"
+        spread = f" {symbols['pm']} {line.std:.1f}" if line.n > 1 else ""
+        shown = statistics is not None and (statistics.ci or not pd.isna(line.ci_low)
+                                            or line.interval_note not in ("", "no baseline result in this column"))
+        interval = " " + _interval_text(line.ci_low, line.ci_high, signed=False) if shown else ""
+        text = f"{line.mean:.1f}{spread}{interval} ({line.n})"
+    text += symbols["older"] if line.older else ""
     return symbols["bold"].format(text) if line.best else text
 
 
-def _caption(lines: pd.DataFrame, fmt: Format) -> str:
-    """Metric per task, cell rule and (when present) the meaning of reported rows."""
+def _interval_text(low: float, high: float, *, signed: bool) -> str:
+    if pd.isna(low):
+        return "[n/a]"
+    return f"[{low:+.1f}, {high:+.1f}]" if signed else f"[{low:.1f}, {high:.1f}]"
+
+
+def _caption(lines: pd.DataFrame, fmt: Format, statistics: Optional[StatisticsRequest] = None,
+             records: Iterable[RunRecord] = ()) -> str:
+    """Metric per task, cell rule, statistics, notes and (when present) the meaning of reported rows."""
     metrics = lines.groupby("task", sort=False)["metric"].unique()
+    order = list(dict.fromkeys(task for task, _ in column_order(lines)))
     per_task = "; ".join(
-        f"{task}: {' / '.join(METRIC_LABELS.get(metric, metric) for metric in metrics[task])}"
-        for task in sorted(metrics.index, key=_task_rank)
+        f"{task}: {' / '.join(METRIC_LABELS.get(metric, metric) for metric in metrics[task])}" for task in order
     )
     parts = [f"Primary metric per task: {per_task}."]
-    if (lines["kind"] == "run").any():
+    runs = lines[lines["kind"] == "run"]
+    if len(runs):
         parts.append(
             "Cells: mean ± std (n) over seeds, in percent (std with ddof = 1, omitted when n = 1); "
             "best per column in bold; – = no result."
         )
+    if statistics is not None and len(runs):
+        parts.append(_statistics_caption(statistics, fmt))
+    if len(runs) and runs["older"].any():
+        parts.append(f"{_SYMBOLS[fmt]['older']} the cell includes records of an older schema (before version "
+                     f"{SCHEMA_VERSION}), which do not name their plugins' versions.")
+    mixed = plugin_version_note(records)
+    if mixed:
+        parts.append(mixed)
     if (lines["kind"] == "reported").any():
         parts.append(
             "Rows marked (reported): published numbers in percent, for reference only (never marked best); "
@@ -354,7 +428,38 @@ def _caption(lines: pd.DataFrame, fmt: Format) -> str:
     if fmt == "md":
         return text
     symbols = _SYMBOLS["latex"]
-    return _latex_escape(text).replace("±", symbols["pm"]).replace("–", symbols["missing"])
+    escaped = _latex_escape(text.replace(_SYMBOLS["latex"]["older"], "\x00").replace(symbols["mark"], "\x01"))
+    return (escaped.replace("±", symbols["pm"]).replace("–", symbols["missing"]).replace("\x00", symbols["older"])
+            .replace("\x01", symbols["mark"]))
+
+
+def _statistics_caption(statistics: StatisticsRequest, fmt: Format) -> str:
+    """What the intervals, differences, p-values and marks mean."""
+    level = f"{100 * statistics.level:g}%"
+    resampling = (f"{statistics.n_resamples} resamples of the test patients (cluster bootstrap) and of the seeds, "
+                  f"seed {statistics.seed}")
+    text = (f"[low, high]: {level} bootstrap interval of the mean over seeds ({resampling}); "
+            "[n/a]: no interval, the cell's records carry no per-sample outputs.")
+    if statistics.baseline:
+        correction = {"holm": "Holm", "bh": "Benjamini-Hochberg", "none": "no"}[statistics.correction]
+        text += (f" Baseline {statistics.baseline}: its cells show its value; every other cell shows the difference "
+                 f"to the baseline in percent points, its {level} paired bootstrap interval over the test samples "
+                 "both share (seeds resampled too, paired by seed value where both have the same seeds) and the "
+                 f"two-sided bootstrap p-value; {_SYMBOLS[fmt]['mark']} = significant at "
+                 f"{statistics.alpha:g} after {correction} correction across this table's differences.")
+    return text
+
+
+def plugin_version_note(records: Iterable[Any]) -> str:
+    """A sentence naming the plugins present in several versions among ``records`` (from their ``plugins``
+    field, ``{role: {"name", "distribution", "version"}}``), or ``""``."""
+    versions: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    for record in records:
+        for role, plugin in (getattr(record, "plugins", None) or {}).items():
+            versions[(role, plugin.get("name", "?"), plugin.get("distribution", "?"))].add(str(plugin.get("version")))
+    mixed = [f"{role} {name} ({distribution} {', '.join(sorted(found))})"
+             for (role, name, distribution), found in sorted(versions.items()) if len(found) > 1]
+    return f"Note: this table mixes plugin versions: {'; '.join(mixed)}." if mixed else ""
 
 
 def _latex_escape(text: str) -> str:

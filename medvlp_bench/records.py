@@ -55,7 +55,7 @@ PROVENANCE_KEYS = (
 )
 
 #: fields that may be absent from a record file
-OPTIONAL_FIELDS = frozenset({"details"})
+OPTIONAL_FIELDS = frozenset({"details", "outputs"})
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _UNSAFE_FILENAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
@@ -91,7 +91,9 @@ class RunRecord:
     numbers of images; ``provenance.wall_seconds`` is ``finished_at - started_at`` in seconds, both ISO 8601 UTC
     timestamps. ``config`` is the full resolved config of the run (JSON-able; tuples are stored as lists) and
     ``config_key`` must equal :func:`config_key` of it. ``details`` holds free-form JSON-able extras of the
-    protocol and runner (optional when reading; every other field is required).
+    protocol and runner (optional when reading; every other field is required). ``outputs`` names the per-sample
+    outputs file beside the record and its sha256 (``{"file", "sha256"}``, see :mod:`medvlp_bench.sample_outputs`),
+    or is ``None`` (absent in records written before per-sample outputs existed).
 
     Construction normalises numbers (numpy scalars become Python ``int`` / ``float``), validates every field and
     raises :class:`RecordError`.
@@ -118,6 +120,7 @@ class RunRecord:
     split_hash: str
     provenance: dict[str, Any]
     details: dict[str, Any] = field(default_factory=dict)
+    outputs: Optional[dict[str, str]] = None
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -209,6 +212,12 @@ def _problems(record: RunRecord) -> list[str]:
     elif record.config_key != config_key(record.config):
         problems.append("config_key is not the sha256 of the canonical JSON of config")
     problems += _provenance_problems(record.provenance)
+    if record.outputs is not None and not (
+        isinstance(record.outputs, dict) and set(record.outputs) == {"file", "sha256"}
+        and isinstance(record.outputs["file"], str) and "/" not in record.outputs["file"]
+        and isinstance(record.outputs["sha256"], str) and _SHA256_HEX.fullmatch(record.outputs["sha256"])
+    ):
+        problems.append('outputs must be null or {"file": <name beside the record>, "sha256": <64 hex digits>}')
     return problems
 
 
@@ -275,14 +284,21 @@ def record_filename(record: RunRecord) -> str:
     return f"{method}__{task}__pct{record.pct:g}__seed{record.seed}__{record.config_key[:12]}.json"
 
 
-def write_record(record: RunRecord, out_dir: Path | str) -> Path:
+def write_record(record: RunRecord, out_dir: Path | str, outputs: Optional[dict] = None) -> Path:
     """Write ``record`` atomically into ``out_dir`` (created if needed) and return the path of its file.
 
+    With ``outputs`` (per-sample arrays, :mod:`medvlp_bench.sample_outputs`), they are written first, atomically,
+    to ``<record stem>.outputs.npz`` beside the record, and ``record.outputs`` is set to its name and sha256.
     See the module docstring for the protocol (temp file, fsync, :func:`os.replace`, fsync of the folder).
     """
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / record_filename(record)
+    if outputs is not None:
+        from medvlp_bench.sample_outputs import outputs_filename, write_outputs
+
+        name = outputs_filename(target.name)
+        record.outputs = {"file": name, "sha256": write_outputs(outputs, folder / name)}
     text = json.dumps(record.to_dict(), indent=2, allow_nan=False) + "\n"
     temp = folder / f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
     try:
@@ -332,16 +348,21 @@ def read_record(path: Path | str) -> RunRecord:
     return RunRecord.from_dict(_read_json(Path(path)), source=path)
 
 
+def load_record_files(folder: Path | str) -> list[tuple[Path, RunRecord]]:
+    """``(path, record)`` of every record below ``folder``, as :func:`load_records` (which it backs)."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise RecordError("no such results folder", file=root)
+    return [(path, read_record(path)) for path in _record_paths(root)]
+
+
 def load_records(folder: Path | str) -> list[RunRecord]:
     """All records below ``folder``, recursively, in sorted path order.
 
     Hidden files and temp files of unfinished writes are skipped; any other ``*.json`` that is not a valid
     record raises :class:`RecordError` naming it (see the module docstring). A missing folder raises too.
     """
-    root = Path(folder)
-    if not root.is_dir():
-        raise RecordError("no such results folder", file=root)
-    return [read_record(path) for path in _record_paths(root)]
+    return [record for _, record in load_record_files(folder)]
 
 
 def find_record(out_dir: Path | str, config_key: str) -> Path | None:

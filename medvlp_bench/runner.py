@@ -201,7 +201,7 @@ def run(registry: Registry, request: RunRequest) -> RunOutcome:
         provenance=collect_provenance(started, finished, device_description()),
         details={**dict(result.details), "split_rule": task.split_rule, "data_folder": str(location.folder)},
     )
-    return RunOutcome(record, write_record(record, request.out_dir), skipped=False)
+    return RunOutcome(record, write_record(record, request.out_dir, outputs=result.outputs), skipped=False)
 
 
 def _weights_plan(registry: Registry, method, request: RunRequest, location: DataLocation, encoder_name: str):

@@ -233,13 +233,14 @@ def test_markdown_is_a_pipe_table_with_caption():
     assert lines[0].startswith("<!-- medvlp-bench")
 
 
-def test_columns_follow_task_order_then_pct():
-    records = [make_record("mgca", task, pct, 0, 0.5) for task in ("object_cxr_det", "aaa_custom", "chexpert_cls")
+def test_columns_follow_metric_then_task_name_then_pct():
+    metrics = {"object_cxr_det": "map", "aaa_custom": "auroc", "chexpert_cls": "auroc", "zzz_cls": "accuracy"}
+    records = [make_record("mgca", task, pct, 0, 0.5, metric=metric) for task, metric in metrics.items()
                for pct in (1.0, 0.01)]
     header = next(line for line in build_leaderboard(records).splitlines() if line.startswith("| method"))
     names = [name.strip() for name in header.strip("|").split("|")][1:]
-    assert names == ["chexpert_cls 1%", "chexpert_cls 100%", "object_cxr_det 1%", "object_cxr_det 100%",
-                     "aaa_custom 1%", "aaa_custom 100%"]
+    assert names == ["zzz_cls 1%", "zzz_cls 100%", "aaa_custom 1%", "aaa_custom 100%", "chexpert_cls 1%",
+                     "chexpert_cls 100%", "object_cxr_det 1%", "object_cxr_det 100%"]
 
 
 def test_csv_parses_back_with_pandas():
