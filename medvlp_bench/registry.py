@@ -19,6 +19,7 @@ from typing import Any, Iterable
 
 import pluggy
 
+import medvlp_bench
 from medvlp_bench import hookspecs
 from medvlp_bench.errors import UnknownNameError
 from medvlp_bench.specs import (
@@ -78,6 +79,14 @@ class Registry:
     def names(self, kind: str) -> list[str]:
         return sorted(self.entries[kind])
 
+    def provenance(self, kind: str, name: str) -> dict[str, str]:
+        """``{"name", "distribution", "version"}`` of a registered plugin (built-in and core plugins name this
+        package's distribution); it enters run records and config keys."""
+        self.get(kind, name)
+        origin = self.entries[kind][name].origin
+        distribution = BUILTIN_DISTRIBUTION if origin.distribution in ("built-in", "core") else origin.distribution
+        return {"name": name, "distribution": distribution, "version": origin.version}
+
     def get(self, kind: str, name: str) -> Any:
         """The spec of ``kind`` called ``name``; unknown names raise :class:`UnknownNameError` with suggestions."""
         if name in self.entries[kind]:
@@ -116,7 +125,7 @@ def _origin_of(entry_point: EntryPoint) -> Origin:
 
 def _plugin_modules(registry: Registry) -> Iterable[tuple[ModuleType, Origin]]:
     for module_name in CORE_HOOK_MODULES:
-        yield importlib.import_module(module_name), Origin("core", "", module_name)
+        yield importlib.import_module(module_name), Origin("core", medvlp_bench.__version__, module_name)
     found = sorted(
         entry_points(group=ENTRY_POINT_GROUP),
         key=lambda ep: (_origin_of(ep).distribution != "built-in", ep.name),
