@@ -43,8 +43,8 @@ def option_defaults(declared: Declared) -> dict[str, Any]:
 def resolve_options(declared: Declared, *layers: Layer, owner: str) -> dict[str, Any]:
     """The declared defaults updated by each layer in turn, validated (see the module docstring).
 
-    ``owner`` names whose options these are in errors (e.g. ``"method 'mgca'"``); a layer given as
-    ``(label, values)`` is named by ``label`` (e.g. ``"--method-option"``, ``"task 'rsna_det'"``).
+    ``owner`` names whose options these are in errors (e.g. ``"method 'mymethod'"``); a layer given as
+    ``(label, values)`` is named by ``label`` (e.g. ``"--method-option"``, ``"task 'mytask' sets"``).
     Returns a new dict of JSON-normal values (tuples become lists).
     """
     resolved = option_defaults(declared)
