@@ -536,13 +536,17 @@ def load_encoder_checkpoint(
     path: PathLike,
     *,
     layouts: Sequence[CheckpointLayout] = (PLAIN_LAYOUT,),
+    target_prefix: str = "model.",
     trust: bool = False,
     strict: bool = False,
 ) -> LoadReport:
     """Load ``path`` safely and import its backbone into ``encoder_module``: the one call a method plugin needs.
 
     ``layouts``: the layouts to try, usually the method's ``MethodSpec.checkpoint_layouts`` (see
-    :func:`import_encoder_weights`); the default reads a bare backbone state dict.
+    :func:`import_encoder_weights`); the default reads a bare backbone state dict. ``target_prefix``: where the
+    encoder keeps its backbone (``model.`` in the built-in encoders; ``""`` for an encoder whose parameters are the
+    backbone's).
     """
     state = extract_state_dict(safe_load(path, trust=trust), source=path)
-    return import_encoder_weights(encoder_module, state, layouts=layouts, source=path, strict=strict)
+    return import_encoder_weights(encoder_module, state, layouts=layouts, target_prefix=target_prefix, source=path,
+                                  strict=strict)

@@ -150,6 +150,7 @@ def test_example_third_party_package_installs_and_registers(tmp_path, repo_root)
     assert done.returncode == 0, done.stderr
     listing = _plugins_json(site)
     rows = {(row["kind"], row["name"]): row for row in listing["plugins"]}
-    assert rows[("encoder", "tiny_cnn")]["origin"] == "medvlp-bench-example-plugin 0.1.0"
+    assert rows[("encoder", "tiny_cnn")]["origin"] == "medvlp-bench-example-plugin 0.2.0"
+    assert rows[("task", "example_rsna_quick")]["origin"] == "medvlp-bench-example-plugin 0.2.0"
     assert rows[("method", "example_method")]["entry_point"] == "example"
     assert listing["problems"] == []
