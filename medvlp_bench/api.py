@@ -34,6 +34,7 @@ from medvlp_bench.encoder import ImageEncoder, TextEncoder, TextFeatures
 from medvlp_bench.errors import DataError, MedvlpError, WeightsNotFoundError
 from medvlp_bench.hookspecs import hookimpl
 from medvlp_bench.lightning_logging import epoch_progress, quiet_lightning
+from medvlp_bench.options import OptionError, option_defaults, resolve_options
 from medvlp_bench.specs import (
     SAMPLE_COLUMNS,
     CheckpointLayout,
@@ -88,6 +89,7 @@ __all__ = [
     "ImageEncoderSpec",
     "ImageTextDataModule",
     "LoadReport",
+    "OptionError",
     "MedvlpError",
     "MethodContext",
     "MethodSpec",
@@ -104,6 +106,8 @@ __all__ = [
     "fit_pretraining",
     "hookimpl",
     "load_encoder_checkpoint",
+    "option_defaults",
+    "resolve_options",
     "partition",
     "read_image",
     "safe_load",
