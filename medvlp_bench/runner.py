@@ -129,6 +129,8 @@ def locate_dataset(dataset: DatasetSpec, request: RunRequest) -> DataLocation:
 
 #: (task name, its load_splits, folder) -> split tables; see :func:`task_splits`
 _SPLITS: dict[tuple, SplitTables] = {}
+#: (task name, its load_splits, folder, pct) -> (subsampled tables, their split hash); see :func:`run_splits`
+_SUBSAMPLED: dict[tuple, tuple[SplitTables, str]] = {}
 
 
 def task_splits(task: TaskSpec, folder: Path) -> SplitTables:
@@ -138,6 +140,17 @@ def task_splits(task: TaskSpec, folder: Path) -> SplitTables:
     if memo_key not in _SPLITS:
         _SPLITS[memo_key] = task.load_splits(Path(folder))
     return _SPLITS[memo_key]
+
+
+def run_splits(task: TaskSpec, folder: Path, pct: float) -> tuple[SplitTables, str]:
+    """The task's splits with the training split subsampled to ``pct`` and their :func:`split_hash`, memoised like
+    :func:`task_splits` (seeds of one cell share them)."""
+    memo_key = (task.name, task.load_splits, str(Path(folder).resolve()), pct)
+    if memo_key not in _SUBSAMPLED:
+        full = task_splits(task, folder)
+        splits = SplitTables(subsample_training(full.train, pct), full.val, full.test)
+        _SUBSAMPLED[memo_key] = (splits, split_hash(splits))
+    return _SUBSAMPLED[memo_key]
 
 
 def file_sha256(path: Path) -> str:
@@ -186,9 +199,7 @@ def plan_run(registry: Registry, request: RunRequest) -> RunPlan:
         raise MedvlpError(f"method {method.name!r} names no default image encoder for {location.source} data; "
                           f"pass --encoder NAME (see medvlp-bench plugins)")
     registry.get("encoder", encoder_name)
-    full = task_splits(task, location.folder)
-    splits = SplitTables(subsample_training(full.train, request.pct), full.val, full.test)
-    hash_of_splits = split_hash(splits)
+    splits, hash_of_splits = run_splits(task, location.folder, request.pct)
     weights, pretrain = _weights_plan(registry, method, request, location, encoder_name)
     if pretrain is not None:
         method_options = dict(pretrain.config["options"])

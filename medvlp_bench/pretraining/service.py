@@ -121,16 +121,18 @@ class PretrainPlan:
         return Path(self.request.out_dir) if self.request.out_dir else store_folder(self.method.name, self.key)
 
 
-#: (corpus name, its load_corpus, folder) -> tables; see :func:`corpus_tables`
-_CORPORA: dict[tuple, SplitTables] = {}
+#: (corpus name, its load_corpus, folder) -> (tables, their split hash); see :func:`corpus_tables`
+_CORPORA: dict[tuple, tuple[SplitTables, str]] = {}
 
 
-def corpus_tables(dataset: DatasetSpec, folder: Optional[Path]) -> SplitTables:
-    """``dataset.load_corpus(folder)``, memoised within the process per dataset and folder (planning many runs that
-    rely on one pretraining reads the corpus tables once). The tables are shared: callers must not modify them."""
+def corpus_tables(dataset: DatasetSpec, folder: Optional[Path]) -> tuple[SplitTables, str]:
+    """``dataset.load_corpus(folder)`` and its :func:`split_hash`, memoised within the process per dataset and folder
+    (planning many runs that rely on one pretraining reads the corpus once). The tables are shared: callers must
+    not modify them."""
     memo_key = (dataset.name, dataset.load_corpus, str(Path(folder).resolve()) if folder is not None else None)
     if memo_key not in _CORPORA:
-        _CORPORA[memo_key] = dataset.load_corpus(folder)
+        tables = dataset.load_corpus(folder)
+        _CORPORA[memo_key] = (tables, split_hash(tables))
     return _CORPORA[memo_key]
 
 
@@ -146,8 +148,8 @@ def plan_pretraining(registry: Registry, request: PretrainRequest) -> PretrainPl
     if dataset.load_corpus is None:
         raise MedvlpError(f"dataset {dataset.name!r} is not a pretraining corpus")
     check_options(method, request.options)
-    corpus = corpus_tables(dataset, request.corpus_folder)
-    config = resolve_config(method, dataset, request, split_hash(corpus))
+    corpus, corpus_hash = corpus_tables(dataset, request.corpus_folder)
+    config = resolve_config(method, dataset, request, corpus_hash)
     config["plugins"] = pretraining_plugins(registry, config)
     return PretrainPlan(request, method, corpus, config, pretrain_key(config))
 
