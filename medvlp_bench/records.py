@@ -36,8 +36,14 @@ from typing import Any, Optional
 import medvlp_bench
 from medvlp_bench.errors import MedvlpError
 
-#: version of the record layout; readers reject any other version
-SCHEMA_VERSION = 1
+#: version of the record layout written now; version 2 added ``plugins``
+SCHEMA_VERSION = 2
+#: versions readers accept (records of version 1 load, with empty ``plugins``; the leaderboard marks them older)
+READABLE_SCHEMA_VERSIONS = (1, 2)
+#: roles every schema-2 record's ``plugins`` names (``text_encoder`` is added where one is used)
+PLUGIN_ROLES = ("method", "task", "dataset", "protocol", "encoder")
+#: keys of each entry of :attr:`RunRecord.plugins`
+PLUGIN_KEYS = ("name", "distribution", "version")
 
 DATA_SOURCES = ("synthetic", "real")
 
@@ -89,7 +95,10 @@ class RunRecord:
     [0, 1], or ``None`` where a metric is undefined on the test set (e.g. AUROC when the test set has one class;
     a NaN value is stored as ``None``); ``higher_is_better`` is the direction of ``primary_metric``; ``n_*`` are
     numbers of images; ``provenance.wall_seconds`` is ``finished_at - started_at`` in seconds, both ISO 8601 UTC
-    timestamps. ``config`` is the full resolved config of the run (JSON-able; tuples are stored as lists) and
+    timestamps. ``plugins`` maps each role (:data:`PLUGIN_ROLES`, plus ``text_encoder`` where used) to the
+    plugin's ``name``, ``distribution`` and ``version`` (built-in plugins name this package); the runner always
+    fills it; it is empty in records of schema version 1, which predate it (and may be in records built by hand).
+    ``config`` is the full resolved config of the run (JSON-able; tuples are stored as lists) and
     ``config_key`` must equal :func:`config_key` of it. ``details`` holds free-form JSON-able extras of the
     protocol and runner (optional when reading; every other field is required). ``outputs`` names the per-sample
     outputs file beside the record and its sha256 (``{"file", "sha256"}``, see :mod:`medvlp_bench.sample_outputs`),
@@ -121,6 +130,7 @@ class RunRecord:
     provenance: dict[str, Any]
     details: dict[str, Any] = field(default_factory=dict)
     outputs: Optional[dict[str, str]] = None
+    plugins: dict[str, dict[str, str]] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -130,8 +140,10 @@ class RunRecord:
             raise RecordError("invalid run record: " + "; ".join(problems))
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-able dict written to disk, ``schema_version`` first."""
+        """The JSON-able dict written to disk, ``schema_version`` first (a schema-1 record keeps its layout)."""
         fields = dataclasses.asdict(self)
+        if self.schema_version == 1:
+            fields.pop("plugins")
         return {"schema_version": fields.pop("schema_version"), **fields}
 
     @classmethod
@@ -140,12 +152,13 @@ class RunRecord:
         if not isinstance(data, dict):
             raise RecordError(f"a run record must be a JSON object, got {type(data).__name__}", file=source)
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_SCHEMA_VERSIONS or isinstance(version, bool):
             raise RecordError(
-                f"unsupported schema_version {version!r} (this medvlp-bench reads version {SCHEMA_VERSION})",
+                f"unsupported schema_version {version!r} (this medvlp-bench reads versions "
+                f"{', '.join(map(str, READABLE_SCHEMA_VERSIONS))})",
                 file=source,
             )
-        names = {item.name for item in dataclasses.fields(cls)}
+        names = {item.name for item in dataclasses.fields(cls)} - ({"plugins"} if version == 1 else set())
         missing = sorted(names - data.keys() - OPTIONAL_FIELDS)
         unknown = sorted(data.keys() - names)
         if missing or unknown:
@@ -190,8 +203,10 @@ def _problems(record: RunRecord) -> list[str]:
     for name in ("method", "task", "dataset", "protocol", "primary_metric", "split_hash"):
         if not isinstance(getattr(record, name), str) or not getattr(record, name):
             problems.append(f"{name} must be a non-empty string")
-    if record.schema_version != SCHEMA_VERSION:
-        problems.append(f"schema_version must be {SCHEMA_VERSION}")
+    if record.schema_version not in READABLE_SCHEMA_VERSIONS:
+        problems.append(f"schema_version must be one of {READABLE_SCHEMA_VERSIONS}")
+    else:
+        problems += _plugin_problems(record.plugins, record.schema_version)
     if record.data_source not in DATA_SOURCES:
         problems.append(f"data_source must be one of {DATA_SOURCES}, got {record.data_source!r}")
     if not _is_number(record.pct) or not 0.0 < record.pct <= 1.0:
@@ -218,6 +233,22 @@ def _problems(record: RunRecord) -> list[str]:
         and isinstance(record.outputs["sha256"], str) and _SHA256_HEX.fullmatch(record.outputs["sha256"])
     ):
         problems.append('outputs must be null or {"file": <name beside the record>, "sha256": <64 hex digits>}')
+    return problems
+
+
+def _plugin_problems(plugins: Any, schema_version: int) -> list[str]:
+    """A schema-2 record that names plugins names every role of :data:`PLUGIN_ROLES` by name, distribution and
+    version; a schema-1 record names none."""
+    if not isinstance(plugins, dict):
+        return ["plugins must be an object of role -> {name, distribution, version}"]
+    if schema_version == 1:
+        return [] if not plugins else ["plugins must be empty in a schema_version 1 record"]
+    problems = [f"plugins lacks the role {role!r}" for role in PLUGIN_ROLES if plugins and role not in plugins]
+    for role, entry in plugins.items():
+        if not isinstance(entry, dict) or sorted(entry) != sorted(PLUGIN_KEYS) or not all(
+            isinstance(entry[key], str) for key in PLUGIN_KEYS
+        ):
+            problems.append(f"plugins.{role} must be an object of strings {', '.join(PLUGIN_KEYS)}")
     return problems
 
 
@@ -365,11 +396,29 @@ def load_records(folder: Path | str) -> list[RunRecord]:
     return [record for _, record in load_record_files(folder)]
 
 
+#: path -> (mtime_ns, size, config_key or None) of record files already read by :func:`find_record`
+_KEYS_READ: dict[Path, tuple[int, int, Optional[str]]] = {}
+
+
+def _key_of(path: Path) -> Optional[str]:
+    """The ``config_key`` a JSON file holds (``None`` if it holds none), re-read only when the file changed since the
+    last call in this process: planning hundreds of runs against one results folder reads each file once."""
+    status = path.stat()
+    cached = _KEYS_READ.get(path)
+    if cached is not None and cached[:2] == (status.st_mtime_ns, status.st_size):
+        return cached[2]
+    data = _read_json(path)
+    key = data.get("config_key") if isinstance(data, dict) else None
+    _KEYS_READ[path] = (status.st_mtime_ns, status.st_size, key if isinstance(key, str) else None)
+    return _KEYS_READ[path][2]
+
+
 def find_record(out_dir: Path | str, config_key: str) -> Path | None:
     """The record file below ``out_dir`` whose content has ``config_key`` (not only its file name), or ``None``.
 
     Files whose name carries the key's 12-digit prefix are checked first; the first match in sorted path order
-    is returned and validated.
+    is returned and validated. Keys are remembered per file (modification time and size), so repeated searches
+    read only new or changed files.
     """
     root = Path(out_dir)
     if not root.is_dir():
@@ -377,9 +426,8 @@ def find_record(out_dir: Path | str, config_key: str) -> Path | None:
     paths = _record_paths(root)
     suffix = f"__{config_key[:12]}.json"
     for path in sorted(paths, key=lambda path: not path.name.endswith(suffix)):
-        data = _read_json(path)
-        if isinstance(data, dict) and data.get("config_key") == config_key:
-            RunRecord.from_dict(data, source=path)
+        if _key_of(path) == config_key:
+            read_record(path)
             return path
     return None
 
