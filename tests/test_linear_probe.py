@@ -20,7 +20,7 @@ def test_multilabel_auroc_is_sklearn_macro():
     rng = np.random.default_rng(0)
     targets = rng.integers(0, 2, size=(200, 5)).astype(np.float32)
     logits = targets * 0.8 + rng.normal(size=(200, 5)).astype(np.float32)
-    metrics = score(_task("multilabel", tuple("abcde")), torch.from_numpy(logits), torch.from_numpy(targets))
+    metrics = score(_task("multilabel", tuple("abcde")), torch.from_numpy(logits), torch.from_numpy(targets)).metrics
     assert np.isclose(metrics["auroc"], roc_auc_score(targets, logits, average="macro"), atol=1e-6)
     assert np.isclose(metrics["auroc_c"], roc_auc_score(targets[:, 2], logits[:, 2]), atol=1e-6)
 
@@ -29,14 +29,14 @@ def test_binary_auroc_and_multiclass_accuracy_match_sklearn():
     rng = np.random.default_rng(1)
     targets = rng.integers(0, 2, size=(150, 1)).astype(np.float32)
     logits = targets + rng.normal(size=(150, 1)).astype(np.float32)
-    binary = score(_task("binary", ("p",)), torch.from_numpy(logits), torch.from_numpy(targets))
+    binary = score(_task("binary", ("p",)), torch.from_numpy(logits), torch.from_numpy(targets)).metrics
     assert np.isclose(binary["auroc"], roc_auc_score(targets[:, 0], logits[:, 0]), atol=1e-6)
 
     classes = rng.integers(0, 3, size=300)
     class_logits = rng.normal(size=(300, 3)).astype(np.float32)
     class_logits[np.arange(300), classes] += 1.0
     multi = score(_task("multiclass", ("a", "b", "c"), "accuracy"), torch.from_numpy(class_logits),
-                  torch.from_numpy(classes))
+                  torch.from_numpy(classes)).metrics
     predicted = class_logits.argmax(1)
     assert np.isclose(multi["accuracy"], accuracy_score(classes, predicted), atol=1e-6)
     assert np.isclose(multi["accuracy_macro"], balanced_accuracy_score(classes, predicted), atol=1e-6)
@@ -58,4 +58,4 @@ def test_head_learns_a_separable_problem():
         optimiser.zero_grad()
         head._loss((features, targets)).backward()
         optimiser.step()
-    assert score(_task("binary", ("p",)), head(features).detach(), targets)["auroc"] > 0.98
+    assert score(_task("binary", ("p",)), head(features).detach(), targets).metrics["auroc"] > 0.98

@@ -10,9 +10,11 @@ labels) or cross-entropy (multiclass). Optimiser AdamW (reference: lr 5e-4, weig
 at most ``max_epochs`` epochs, early stopping on validation loss (patience ``patience``), and the test metrics
 come from the checkpoint with the lowest validation loss.
 
-Metrics (torchmetrics, fractions in [0, 1]): binary -> ``auroc``; multilabel -> ``auroc`` = macro mean of the
-per-label AUROCs, plus ``auroc_<label>``; multiclass -> ``accuracy`` (micro: correct / total), plus
-``accuracy_macro``.
+Metrics (:mod:`medvlp_bench.protocols.classification_metrics`, from the test logits in float64, rank based,
+fractions in [0, 1]): binary -> ``auroc``; multilabel -> ``auroc`` = macro mean of the per-label AUROCs over the
+labels with both classes in the test split (a label left out is named in a warning and in the record's
+``details["metrics_excluded_labels"]``), plus ``auroc_<label>``; multiclass -> ``accuracy`` (correct / total),
+plus ``accuracy_macro`` (balanced accuracy).
 """
 
 from __future__ import annotations
@@ -25,14 +27,10 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-from torchmetrics.functional.classification import (
-    binary_auroc,
-    multiclass_accuracy,
-    multilabel_auroc,
-)
 
 from medvlp_bench.data.image_cache import prepare_images, prepared_side
 from medvlp_bench.lightning_logging import quiet_lightning
+from medvlp_bench.protocols.classification_metrics import ClassificationScores, classification_metrics
 from medvlp_bench.protocols.feature_cache import cached_global_features
 from medvlp_bench.specs import ProtocolInputs, ProtocolResult, TaskSpec
 
@@ -77,21 +75,9 @@ def targets_of(task: TaskSpec, table) -> torch.Tensor:
     return torch.tensor(table[list(task.label_names)].to_numpy(dtype=np.float32))
 
 
-def score(task: TaskSpec, logits: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
-    """Metrics of a task from logits and targets (see module docstring)."""
-    if task.target == "multiclass":
-        classes = len(task.label_names)
-        return {
-            "accuracy": float(multiclass_accuracy(logits, targets, num_classes=classes, average="micro")),
-            "accuracy_macro": float(multiclass_accuracy(logits, targets, num_classes=classes, average="macro")),
-        }
-    integer_targets = targets.long()
-    if task.target == "binary":
-        return {"auroc": float(binary_auroc(logits[:, 0], integer_targets[:, 0]))}
-    per_label = multilabel_auroc(logits, integer_targets, num_labels=len(task.label_names), average="none")
-    metrics = {"auroc": float(per_label.mean())}
-    metrics.update({f"auroc_{name}": float(value) for name, value in zip(task.label_names, per_label)})
-    return metrics
+def score(task: TaskSpec, logits: torch.Tensor, targets: torch.Tensor) -> ClassificationScores:
+    """Metrics of a task from test logits and targets (see module docstring)."""
+    return classification_metrics(task.target, task.label_names, logits.double().numpy(), targets.numpy())
 
 
 def _features(inputs: ProtocolInputs, split: str, table) -> np.ndarray:
@@ -138,9 +124,9 @@ def run_linear_probe(inputs: ProtocolInputs) -> ProtocolResult:
     predictions = trainer.predict(
         head, _loader(features["test"], targets["test"], batch, shuffle=False), ckpt_path=checkpoint.best_model_path
     )
-    metrics = score(task, torch.cat(predictions), targets["test"])
+    scores = score(task, torch.cat(predictions), targets["test"])
     return ProtocolResult(
-        metrics=metrics,
+        metrics=scores.metrics,
         n_train=len(inputs.splits.train),
         n_val=len(inputs.splits.val),
         n_test=len(inputs.splits.test),
@@ -149,5 +135,6 @@ def run_linear_probe(inputs: ProtocolInputs) -> ProtocolResult:
             "epochs_trained": trainer.current_epoch,
             "best_val_loss": float(checkpoint.best_model_score),
             "feature_dim": int(features["train"].shape[1]),
+            "metrics_excluded_labels": scores.excluded,
         },
     )
