@@ -59,7 +59,11 @@ def test_frontal_only_and_columns(layout):
         row[0] for row in frontal(written["train"])
     )
     assert splits.test["sample_id"].tolist() == sorted(row[0] for row in frontal(written["valid"]))
-    assert list(splits.train.columns) == ["sample_id", "image_path", "source_file", "source_row", *CHEXPERT_LABELS]
+    assert list(splits.train.columns) == ["sample_id", "patient_id", "image_path", "source_file", "source_row",
+                                          *CHEXPERT_LABELS]
+    for table in (splits.train, splits.test):
+        assert (table["patient_id"] == table["sample_id"].str.split("/").str[2]).all()
+        assert table["patient_id"].str.fullmatch(r"patient\d+").all()
     assert all(splits.train[name].dtype == np.float64 for name in CHEXPERT_LABELS)
 
 

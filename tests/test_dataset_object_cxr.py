@@ -107,7 +107,9 @@ def test_rows_carry_boxes_sizes_and_sources(layout):
             assert row["image_path"] == str((folder / split / name_of(split, index)).absolute())
             assert row["source_file"] == str(folder / f"{split}.csv") and row["source_row"] == index + 2
     table = splits.train
-    assert list(table.columns) == ["sample_id", "image_path", "source_file", "source_row", "boxes", "height", "width"]
+    assert list(table.columns) == ["sample_id", "patient_id", "image_path", "source_file", "source_row", "boxes",
+                                   "height", "width"]
+    assert (table["patient_id"] == table["sample_id"]).all()
     assert table["width"].dtype == np.int64 and table["source_row"].dtype == np.int64
 
 

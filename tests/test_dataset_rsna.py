@@ -55,7 +55,9 @@ def test_one_row_per_patient_with_labels_and_boxes(layout):
 def test_table_columns_and_types(layout):
     folder, _ = layout
     train = rsna.load_splits(folder).train
-    assert list(train.columns) == ["sample_id", "image_path", "source_file", "source_row", "Pneumonia", "boxes"]
+    assert list(train.columns) == ["sample_id", "patient_id", "image_path", "source_file", "source_row", "Pneumonia",
+                                   "boxes"]
+    assert (train["patient_id"] == train["sample_id"]).all()
     assert train["Pneumonia"].dtype == np.float64
     assert train["source_row"].dtype == np.int64
     assert train["sample_id"].is_unique

@@ -114,7 +114,9 @@ def test_mask_orientation_is_column_major(layout):
 def test_table_columns_and_types(layout):
     folder, _ = layout
     table = siim.load_table(folder)
-    assert list(table.columns) == ["sample_id", "image_path", "source_file", "source_row", "rle", "height", "width"]
+    assert list(table.columns) == ["sample_id", "patient_id", "image_path", "source_file", "source_row", "rle",
+                                   "height", "width"]
+    assert (table["patient_id"] == table["sample_id"]).all()
     assert table["source_row"].dtype == np.int64 and table["height"].dtype == np.int64
     assert (table["source_file"] == str(folder / LABELS)).all()
     assert "1.2.3.not-in-the-csv" not in set(table["sample_id"])

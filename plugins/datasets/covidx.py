@@ -25,7 +25,8 @@ Split rule: test = the official test list. The train list is partitioned 80 / 20
 val is drawn per image, so a patient may have images in both train and val (val only steers early stopping).
 
 Sample table columns: ``sample_id`` (``train/{filename}`` or ``test/{filename}``), ``image_path``,
-``source_file`` (the list), ``source_row`` (its 1-based line), ``label`` (int), ``patient_id``, ``source``.
+``source_file`` (the list), ``source_row`` (its 1-based line), ``label`` (int), ``patient_id`` (the list's
+patient id field, as written; a patient's images share it), ``source``.
 """
 
 from __future__ import annotations

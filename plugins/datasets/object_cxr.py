@@ -31,8 +31,9 @@ Split rule: test = dev.csv (1,000 images). train.csv is partitioned 80 / 20 into
 ``partition(sorted "train/{image_name}" ids, seed=0)``: sizes floor(0.8 n) and the remainder (6,400 / 1,600 for
 the 8,000 training images, as reported).
 
-Sample table columns: ``sample_id`` (``train/{image_name}`` or ``dev/{image_name}``), ``image_path``,
-``source_file`` (the CSV), ``source_row``, ``boxes``, ``height``, ``width`` (int pixels); sorted by sample_id.
+Sample table columns: ``sample_id`` (``train/{image_name}`` or ``dev/{image_name}``), ``patient_id`` (the
+sample_id again: the release names no patient), ``image_path``, ``source_file`` (the CSV), ``source_row``,
+``boxes``, ``height``, ``width`` (int pixels); sorted by sample_id.
 """
 
 from __future__ import annotations
@@ -167,12 +168,14 @@ def _parse_rows(frame: pd.DataFrame, file: str) -> tuple[pd.DataFrame, list[Data
 
 
 def _sample_table(rows: pd.DataFrame, folder: Path, csv_name: str) -> pd.DataFrame:
-    """SAMPLE_COLUMNS and ``boxes`` of the parsed rows of one CSV, sorted by sample_id."""
+    """SAMPLE_COLUMNS, ``patient_id`` (= sample_id) and ``boxes`` of the parsed rows of one CSV, sorted by
+    sample_id."""
     images = IMAGE_FOLDERS[csv_name]
     root = os.path.join(os.path.abspath(folder), images)
     rows = rows.sort_values("image_name")
     return pd.DataFrame({
         "sample_id": [f"{images}/{name}" for name in rows["image_name"]],
+        "patient_id": [f"{images}/{name}" for name in rows["image_name"]],
         "image_path": [os.path.join(root, name) for name in rows["image_name"]],
         "source_file": str(Path(folder) / csv_name),
         "source_row": rows["source_row"].to_numpy(dtype=np.int64),

@@ -29,8 +29,9 @@ Split rule (all three tasks): patients (never rows) are partitioned 60 / 20 / 20
 remainder. For the 26,684 stage-2 patients: 16,010 / 5,336 / 5,338 (the reference's chained scikit-learn splits
 with random_state 0 give 16,010 / 5,337 / 5,337).
 
-Sample table columns: ``sample_id`` (patientId), ``image_path``, ``source_file`` (the labels CSV), ``source_row``
-(the patient's first row), ``Pneumonia`` (float 0/1), ``boxes``.
+Sample table columns: ``sample_id`` (patientId), ``patient_id`` (patientId again: one image per patient),
+``image_path``, ``source_file`` (the labels CSV), ``source_row`` (the patient's first row), ``Pneumonia`` (float
+0/1), ``boxes``.
 """
 
 from __future__ import annotations
@@ -142,6 +143,7 @@ def _patient_table(frame: pd.DataFrame, folder: Path, file: str) -> pd.DataFrame
     images = os.path.join(os.path.abspath(folder), IMAGES_FOLDER)
     return pd.DataFrame({
         "sample_id": summary.index.astype(str),
+        "patient_id": summary.index.astype(str),
         "image_path": [os.path.join(images, f"{patient}.dcm") for patient in summary.index],
         "source_file": file,
         "source_row": summary["source_row"].to_numpy(dtype=np.int64),
