@@ -15,6 +15,10 @@ fractions in [0, 1]): binary -> ``auroc``; multilabel -> ``auroc`` = macro mean 
 labels with both classes in the test split (a label left out is named in a warning and in the record's
 ``details["metrics_excluded_labels"]``), plus ``auroc_<label>``; multiclass -> ``accuracy`` (correct / total),
 plus ``accuracy_macro`` (balanced accuracy).
+
+Per-sample outputs (:mod:`medvlp_bench.protocols.sample_arrays`, kind ``classification``): the test samples in
+table order with their targets and the head's raw logits (``score``, float64), from which the metrics above are
+computed.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from medvlp_bench.data.image_cache import prepare_images, prepared_side
 from medvlp_bench.lightning_logging import quiet_lightning
 from medvlp_bench.protocols.classification_metrics import ClassificationScores, classification_metrics
 from medvlp_bench.protocols.feature_cache import cached_global_features
+from medvlp_bench.protocols.sample_arrays import classification_arrays
 from medvlp_bench.specs import ProtocolInputs, ProtocolResult, TaskSpec
 
 DEFAULT_HPARAMS = {"lr": 5e-4, "weight_decay": 1e-6, "batch_size": 48, "max_epochs": 50, "patience": 10}
@@ -124,7 +129,8 @@ def run_linear_probe(inputs: ProtocolInputs) -> ProtocolResult:
     predictions = trainer.predict(
         head, _loader(features["test"], targets["test"], batch, shuffle=False), ckpt_path=checkpoint.best_model_path
     )
-    scores = score(task, torch.cat(predictions), targets["test"])
+    logits = torch.cat(predictions)
+    scores = score(task, logits, targets["test"])
     return ProtocolResult(
         metrics=scores.metrics,
         n_train=len(inputs.splits.train),
@@ -137,4 +143,6 @@ def run_linear_probe(inputs: ProtocolInputs) -> ProtocolResult:
             "feature_dim": int(features["train"].shape[1]),
             "metrics_excluded_labels": scores.excluded,
         },
+        outputs=classification_arrays(task.target, task.label_names, inputs.splits.test, logits.double().numpy(),
+                                      targets["test"].numpy()),
     )
