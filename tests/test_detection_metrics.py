@@ -4,14 +4,10 @@ equals the same evaluation restricted to predictions scored >= 0.5 and to images
 
 from __future__ import annotations
 
-import contextlib
-import io
-
 import numpy as np
 import pytest
 import torch
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
+from coco_reference import cocoeval_stats
 
 from medvlp_bench_plugins.protocols.detection_metrics import IOU_THRESHOLDS, DetectionMeanAP, detection_scores
 
@@ -62,31 +58,8 @@ def _grid_case(n_boxes: int, seed: int):
     return case
 
 
-def _cocoeval_stats(case) -> np.ndarray:
-    """COCOeval's summary over IoU 0.40:0.05:0.75, straight from pycocotools: [0] AP averaged over the thresholds,
-    [1] AP at IoU 0.5 (area all, maxDets 100)."""
-    images, annotations, results = [], [], []
-    for image_id, (gt, predictions) in case.items():
-        images.append({"id": image_id, "width": 128, "height": 128})
-        for x1, y1, x2, y2 in gt:
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1,
-                                "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0})
-        for (x1, y1, x2, y2), score in predictions:
-            results.append({"image_id": image_id, "category_id": 1, "bbox": [x1, y1, x2 - x1, y2 - y1], "score": score})
-    with contextlib.redirect_stdout(io.StringIO()):
-        ground_truth = COCO()
-        ground_truth.dataset = {"images": images, "annotations": annotations, "categories": [{"id": 1}]}
-        ground_truth.createIndex()
-        evaluation = COCOeval(ground_truth, ground_truth.loadRes(results), "bbox")
-        evaluation.params.iouThrs = np.array(IOU_THRESHOLDS)
-        evaluation.evaluate()
-        evaluation.accumulate()
-        evaluation.summarize()
-    return evaluation.stats
-
-
 def _cocoeval_map(case) -> float:
-    return float(_cocoeval_stats(case)[0])
+    return float(cocoeval_stats(case)[0])
 
 
 def test_thresholds():
@@ -125,7 +98,7 @@ def test_map_equals_pycocotools_when_recalls_land_on_the_recall_grid(n_boxes, se
     metric.update(*_tensor_format(case))
     scores = metric.compute()
     # the boxes as the metric sees them (float32 tensors) so that both evaluate the very same numbers
-    stats = _cocoeval_stats({image: ([np.float32(gt).tolist() for gt in truth],
+    stats = cocoeval_stats({image: ([np.float32(gt).tolist() for gt in truth],
                                      [(np.float32(box).tolist(), float(np.float32(score))) for box, score in preds])
                              for image, (truth, preds) in case.items()})
     assert scores["map"] == pytest.approx(stats[0], abs=1e-6)

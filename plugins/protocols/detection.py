@@ -30,10 +30,18 @@ for the metrics, so mAP sees the whole precision-recall curve; the reference's c
 1e-6, batch 16; at ``pct <= 0.01``, ``lr_at_1pct`` 2e-4 and ``batch_size_at_1pct`` 8), at most 50 epochs, early
 stopping on validation ``map`` (patience 10), test with the best checkpoint (:mod:`yolo_detector`).
 
-Metrics (:mod:`detection_metrics`), computed in the prepared image's pixels (IoU, hence mAP, is unchanged by the
+Metrics (:mod:`detection_metrics`), computed from the per-sample outputs below, in original image pixels
+(validation, which only selects the checkpoint, scores in prepared pixels: IoU, hence mAP, is unchanged by the
 letterbox's uniform scaling and translation): ``map`` (primary: COCO mAP over IoU 0.40:0.05:0.75 on all test
-images), ``map_reference`` (the reference's variant: predictions scored >= 0.5, only images with >= 1 such prediction
-and >= 1 box), ``map_50``.
+images), ``map_reference`` (the reference's variant: predictions scored >= 0.5, only images with >= 1 such
+prediction and >= 1 box), ``map_50``.
+
+Per-sample outputs (kind ``detection``; test split in table order): ``sample_id``, ``patient_id``;
+``pred_boxes`` (M, 4) float64 x1, y1, x2, y2 in original image pixels (the letterbox undone:
+``x = (x' - left) / scale``, ``y = (y' - top) / scale``; not clipped, so a box reaching into the padding keeps its
+IoU), ``pred_scores`` (M,), ``pred_index`` (M,) int64 row of ``sample_id``; ``true_boxes`` (K, 4) the table's boxes
+as x1, y1, x2, y2, ``true_index`` (K,); ``iou_thresholds`` (T,); ``score_threshold`` (0-d, ``conf_threshold``:
+predictions scored below it were dropped before NMS and never reach the outputs).
 """
 
 from __future__ import annotations
@@ -53,6 +61,7 @@ from medvlp_bench.api import (
     ProtocolResult,
     ProtocolSpec,
     hookimpl,
+    identity_arrays,
     letterbox_geometry,
     prepare_images,
     prepared_sizes,
@@ -124,27 +133,65 @@ def prepared_boxes(table: pd.DataFrame, sizes: np.ndarray, side: int) -> tuple[n
     return out, valid
 
 
+def original_boxes(boxes: np.ndarray, index: np.ndarray, sizes: np.ndarray, side: int) -> np.ndarray:
+    """(M, 4) xyxy boxes in the prepared pixels of images ``index`` (original (height, width) in ``sizes``) ->
+    original pixels: ``x = (x' - left) / scale``, ``y = (y' - top) / scale`` (module docstring)."""
+    geometry = np.array([letterbox_geometry(int(height), int(width), side) for height, width in sizes],
+                        dtype=np.float64).reshape(-1, 3)
+    scale, top, left = (geometry[index, column][:, None] for column in range(3))
+    offset = np.concatenate([left, top, left, top], axis=1)
+    return (np.asarray(boxes, dtype=np.float64).reshape(-1, 4) - offset) / scale
+
+
+def table_boxes(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The rows' ``boxes`` ([x, y, w, h], original px) as (K, 4) float64 x1, y1, x2, y2 and their (K,) row index."""
+    rows = [np.asarray(boxes, dtype=np.float64).reshape(-1, 4) for boxes in table["boxes"]]
+    xywh = np.concatenate([np.zeros((0, 4)), *rows])
+    index = np.repeat(np.arange(len(rows), dtype=np.int64), [len(boxes) for boxes in rows])
+    return np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1), index
+
+
 def _split_data(inputs: ProtocolInputs, split: str, table: pd.DataFrame, levels, use_cache: bool):
-    """(arrays for DetectionSamples, boxes, valid) of one split: cached maps, or the prepared images."""
+    """(arrays for DetectionSamples, boxes, valid, original sizes) of one split: cached maps, or the prepared
+    images."""
     encoder, side = inputs.encoder, inputs.encoder.input_size
     label = f"{inputs.task.dataset} {split}"
     image_root = Path(inputs.cache_dir) / "images"
     images, image_key = prepare_images(table, side, image_root, label=label)
-    boxes, valid = prepared_boxes(table, prepared_sizes(image_key, image_root), side)
+    sizes = prepared_sizes(image_key, image_root)
+    boxes, valid = prepared_boxes(table, sizes, side)
     if not use_cache:
-        return [images], boxes, valid
+        return [images], boxes, valid, sizes
     maps = cached_feature_maps(
         encoder, inputs.encoder_key, images, image_key, Path(inputs.cache_dir) / "feature_maps",
         levels=levels, label=label,
     )
-    return maps, boxes, valid
+    return maps, boxes, valid, sizes
+
+
+def per_sample_outputs(table: pd.DataFrame, predictions: Mapping[str, Any], sizes: np.ndarray, side: int,
+                 iou_thresholds, score_threshold: float) -> dict[str, np.ndarray]:
+    """The per-sample outputs (module docstring) from the test predictions in prepared pixels."""
+    if predictions["n_images"] != len(table):
+        raise MedvlpError(f"{predictions['n_images']} test images predicted for {len(table)} test samples")
+    true_boxes, true_index = table_boxes(table)
+    return {
+        **identity_arrays("detection", table),
+        "pred_boxes": original_boxes(predictions["pred_boxes"], predictions["pred_index"], sizes, side),
+        "pred_scores": np.asarray(predictions["pred_scores"], dtype=np.float64),
+        "pred_index": np.asarray(predictions["pred_index"], dtype=np.int64),
+        "true_boxes": true_boxes,
+        "true_index": true_index,
+        "iou_thresholds": np.asarray(iou_thresholds, dtype=np.float64),
+        "score_threshold": np.array(float(score_threshold)),
+    }
 
 
 def run(inputs: ProtocolInputs) -> ProtocolResult:
     """Train and test the YOLOv3 head for ``inputs.task`` (see module docstring)."""
     import lightning as L
 
-    from medvlp_bench_plugins.protocols.detection_metrics import IOU_THRESHOLDS, METRIC_DEFINITIONS
+    from medvlp_bench_plugins.protocols.detection_metrics import IOU_THRESHOLDS, METRIC_DEFINITIONS, detection_scores
     from medvlp_bench_plugins.protocols.yolo_detector import DetectionSamples, HeadSettings, YoloDetector, fit_and_test
     from medvlp_bench_plugins.protocols.yolo_head import yolo_anchors
 
@@ -159,7 +206,7 @@ def run(inputs: ProtocolInputs) -> ProtocolResult:
     for split in ("val", "test"):
         if not prepared[split][2].any():
             raise DataError(f"the {split} split of {task.name} has no boxes: its mAP is undefined")
-    data = {split: DetectionSamples(*parts) for split, parts in prepared.items()}
+    data = {split: DetectionSamples(*parts[:3]) for split, parts in prepared.items()}
     channels = _level_channels(encoder, levels, prepared["train"][0], use_cache)
     hp["head_width"] = head_width(hp["head_width"], channels)
     anchors = yolo_anchors(encoder.input_size)
@@ -178,8 +225,14 @@ def run(inputs: ProtocolInputs) -> ProtocolResult:
         detector, data, batch_size=int(hp["batch_size"]), max_epochs=int(hp["max_epochs"]),
         patience=int(hp["patience"]), work_dir=Path(inputs.work_dir), label=f"{task.name} head",
     )
+    outputs = per_sample_outputs(inputs.splits.test, outcome.test_arrays, prepared["test"][3], encoder.input_size,
+                           IOU_THRESHOLDS, hp["conf_threshold"])
+    metrics = detection_scores(
+        outputs["pred_boxes"], outputs["pred_scores"], outputs["pred_index"], outputs["true_boxes"],
+        outputs["true_index"], len(inputs.splits.test), float(hp["reference_conf_threshold"]), IOU_THRESHOLDS,
+    )
     return ProtocolResult(
-        metrics=outcome.test_scores,
+        metrics=metrics,
         n_train=len(inputs.splits.train),
         n_val=len(inputs.splits.val),
         n_test=len(inputs.splits.test),
@@ -193,9 +246,11 @@ def run(inputs: ProtocolInputs) -> ProtocolResult:
             "level_channels": list(channels),
             "anchors": anchors.tolist(),
             "iou_thresholds": list(IOU_THRESHOLDS),
-            "box_space": f"letterboxed {encoder.input_size} px input (IoU-equivalent to original pixels)",
+            "box_space": "test metrics and outputs in original image pixels; validation in the letterboxed "
+                         f"{encoder.input_size} px input (IoU-equivalent)",
             "metric_definitions": dict(METRIC_DEFINITIONS),
         },
+        outputs=outputs,
     )
 
 

@@ -7,8 +7,9 @@ training steps like the reference code (BatchNorm normalises with batch statisti
 drift; evaluation then uses the drifted statistics). Encoder parameters never train.
 
 Optimiser AdamW on the head; at most ``max_epochs`` epochs; validation mAP (:class:`DetectionMeanAP` ``map``) each
-epoch drives checkpointing and early stopping (``patience`` epochs); the test split is scored with the best
-checkpoint.
+epoch drives checkpointing and early stopping (``patience`` epochs); the test split is predicted with the best
+checkpoint, and its predictions and true boxes (prepared pixels, the flat arrays of
+:meth:`DetectionMeanAP.arrays`, images in loader order) are returned for the protocol to score.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ class YoloDetector(L.LightningModule):
             encoder.requires_grad_(False)
         self.val_map = DetectionMeanAP(reference_score_threshold=settings.reference_conf_threshold)
         self.test_map = DetectionMeanAP(reference_score_threshold=settings.reference_conf_threshold)
-        self.test_scores: dict[str, float] = {}
+        self.test_arrays: dict[str, np.ndarray] = {}
 
     def train(self, mode: bool = True):
         """Lightning switches the whole module to train mode for training; the encoder stays in eval mode unless
@@ -140,9 +141,8 @@ class YoloDetector(L.LightningModule):
         self._update(self.test_map, batch)
 
     def on_test_epoch_end(self):
-        self.test_scores = self.test_map.compute()
+        self.test_arrays = {**self.test_map.arrays(), "n_images": self.test_map.n_images}
         self.test_map.reset()
-        self.log_dict({f"test_{name}": value for name, value in self.test_scores.items()})
 
     def configure_optimizers(self):
         s = self.settings
@@ -151,7 +151,9 @@ class YoloDetector(L.LightningModule):
 
 @dataclass(frozen=True)
 class FitOutcome:
-    test_scores: dict[str, float]
+    """``test_arrays``: the test predictions and true boxes (:meth:`DetectionMeanAP.arrays` and ``n_images``)."""
+
+    test_arrays: dict
     epochs_trained: int
     best_val_map: float
 
@@ -166,7 +168,8 @@ def fit_and_test(
     work_dir: Path,
     label: str = "detection head",
 ) -> FitOutcome:
-    """Train on ``data["train"]``, early-stop on ``data["val"]`` mAP, test ``data["test"]`` with the best checkpoint."""
+    """Train on ``data["train"]``, early-stop on ``data["val"]`` mAP, predict ``data["test"]`` with the best
+    checkpoint."""
     checkpoint = ModelCheckpoint(dirpath=Path(work_dir) / "checkpoints", monitor="val_map", mode="max")
     stopper = EarlyStopping(monitor="val_map", mode="max", patience=patience)
     quiet_lightning()
@@ -188,4 +191,4 @@ def fit_and_test(
 
     trainer.fit(detector, loader("train", True), loader("val", False))
     trainer.test(detector, loader("test", False), ckpt_path=checkpoint.best_model_path, verbose=False)
-    return FitOutcome(dict(detector.test_scores), trainer.current_epoch, float(checkpoint.best_model_score))
+    return FitOutcome(dict(detector.test_arrays), trainer.current_epoch, float(checkpoint.best_model_score))
