@@ -40,6 +40,10 @@ This implementation:
   test images; primary), ``dice_positive`` (images with a finding only), ``empty_correct`` (share of images without
   a finding predicted empty), ``dice_reference_batched`` (the reference's mean of per-batch means, test batch
   size = ``batch_size``).
+* Per-sample outputs (kind ``segmentation``; test split in table order): ``sample_id``, ``patient_id``, ``dice``
+  (N,) float64 per-image Dice with the empty-mask rule, ``truth_empty`` (N,) bool, ``pred_empty`` (N,) bool (no
+  pixel with p > 0.5). Every metric above is a function of them: ``dice = mean(dice)``, ``dice_positive =
+  mean(dice[~truth_empty])``, ``empty_correct = mean(pred_empty[truth_empty])``.
 
 Heavy libraries (Lightning, segmentation-models-pytorch) are imported when a run starts, so listing plugins stays
 light.
@@ -57,6 +61,7 @@ from medvlp_bench.api import (
     ProtocolSpec,
     epoch_progress,
     hookimpl,
+    identity_arrays,
     quiet_lightning,
 )
 
@@ -161,8 +166,9 @@ def run(inputs: ProtocolInputs) -> ProtocolResult:
     module.train()
     trainer.fit(module, loader("train"), loader("val"))
     predictions = trainer.predict(module, loader("test"), ckpt_path=checkpoint.best_model_path)
-    scores = torch.cat([batch_scores for batch_scores, _ in predictions])
-    positive = torch.cat([batch_positive for _, batch_positive in predictions])
+    scores, positive, predicted = (torch.cat(parts) for parts in zip(*predictions))
+    outputs = {**identity_arrays("segmentation", inputs.splits.test), "dice": scores.double().numpy(),
+               "truth_empty": (~positive).numpy(), "pred_empty": (~predicted).numpy()}
     train_maps = samples["train"].maps
     return ProtocolResult(
         metrics=dice.summarise_dice(scores, positive, hp["batch_size"]),
@@ -189,6 +195,7 @@ def run(inputs: ProtocolInputs) -> ProtocolResult:
             "n_test_positive": int(positive.sum()),
             "metric_definitions": dice.DEFINITIONS,
         },
+        outputs=outputs,
     )
 
 
