@@ -30,6 +30,7 @@ from medvlp_bench.data.image_cache import (
 from medvlp_bench.data.image_io import read_image
 from medvlp_bench.data.splits import partition
 from medvlp_bench.protocols.feature_cache import model_input, normalise, preferred_device
+from medvlp_bench.protocols.hparams import resolved_hparams
 from medvlp_bench.protocols.sample_arrays import classification_arrays, identity_arrays
 from medvlp_bench.encoder import ImageEncoder, TextEncoder, TextFeatures
 from medvlp_bench.errors import DataError, MedvlpError, WeightsNotFoundError
@@ -41,6 +42,7 @@ from medvlp_bench.specs import (
     ImageEncoderSpec,
     MethodContext,
     MethodSpec,
+    OptionSpec,
     PretrainContext,
     ProtocolInputs,
     ProtocolResult,
@@ -67,6 +69,8 @@ __all__ = [
     "cached_array",
     "classification_arrays",
     "identity_arrays",
+    "resolved_hparams",
+    "OptionSpec",
     "letterbox",
     "letterbox_geometry",
     "model_input",

@@ -13,12 +13,13 @@ from torch import nn
 
 from medvlp_bench.api import ImageEncoder, MedvlpError, ProtocolInputs, SplitTables, TaskSpec, letterbox_geometry
 from medvlp_bench_plugins.protocols.detection import (
+    DETECTION_OPTIONS,
     detection_levels,
     head_width,
     medvlp_bench_protocols,
     original_boxes,
     prepared_boxes,
-    resolve_hparams,
+    at_training_fraction,
     run,
 )
 from medvlp_bench_plugins.protocols.yolo_detector import HeadSettings, YoloDetector
@@ -115,10 +116,11 @@ def test_original_boxes_undo_the_letterbox():
 
 
 def test_hparams_at_one_percent_and_levels():
-    assert resolve_hparams({}, {"pct": 0.01})["lr"] == 2e-4
-    assert resolve_hparams({}, {"pct": 0.01})["batch_size"] == 8
-    assert resolve_hparams({"lr_at_1pct": 2.5e-4}, {"pct": 0.01})["lr"] == 2.5e-4
-    assert resolve_hparams({}, {"pct": 0.1})["lr"] == 5e-4 and resolve_hparams({}, {})["batch_size"] == 16
+    defaults = {option.name: option.default for option in DETECTION_OPTIONS}
+    assert at_training_fraction(defaults, 0.01)["lr"] == 2e-4
+    assert at_training_fraction(defaults, 0.01)["batch_size"] == 8
+    assert at_training_fraction({**defaults, "lr_at_1pct": 2.5e-4}, 0.01)["lr"] == 2.5e-4
+    assert at_training_fraction(defaults, 0.1)["lr"] == 5e-4 and at_training_fraction(defaults, 1.0)["batch_size"] == 16
     assert detection_levels(TinyEncoder()) == (8, 16, 32)
     vit = ImageEncoder()
     vit.map_strides = (16,)

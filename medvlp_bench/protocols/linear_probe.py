@@ -6,9 +6,11 @@ Because features are cached, training uses no augmentation (as CLIP_benchmark's 
 code re-runs the encoder on random crops every epoch.
 
 Head: ``Linear(global_dim, C)``. Loss: binary cross-entropy with logits (binary, multilabel; C = number of
-labels) or cross-entropy (multiclass). Optimiser AdamW (reference: lr 5e-4, weight decay 1e-6, batch 48),
-at most ``max_epochs`` epochs, early stopping on validation loss (patience ``patience``), and the test metrics
-come from the checkpoint with the lowest validation loss.
+labels) or cross-entropy (multiclass). Optimiser AdamW, at most ``max_epochs`` epochs, early stopping on
+validation loss (patience ``patience``), and the test metrics come from the checkpoint with the lowest validation
+loss. Options (:data:`~medvlp_bench.protocols.builtin.LINEAR_PROBE_OPTIONS`, the reference's defaults): ``lr``
+5e-4, ``weight_decay`` 1e-6, ``batch_size`` 48, ``max_epochs`` 50, ``patience`` 10; the training fraction is
+``inputs.pct`` (the runner has already subsampled the training split).
 
 Metrics (:mod:`medvlp_bench.protocols.classification_metrics`, from the test logits in float64, rank based,
 fractions in [0, 1]): binary -> ``auroc``; multilabel -> ``auroc`` = macro mean of the per-label AUROCs over the
@@ -34,13 +36,12 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from medvlp_bench.data.image_cache import prepare_images, prepared_side
 from medvlp_bench.lightning_logging import quiet_lightning
+from medvlp_bench.protocols.builtin import LINEAR_PROBE_OPTIONS
 from medvlp_bench.protocols.classification_metrics import ClassificationScores, classification_metrics
 from medvlp_bench.protocols.feature_cache import cached_global_features
+from medvlp_bench.protocols.hparams import resolved_hparams
 from medvlp_bench.protocols.sample_arrays import classification_arrays
 from medvlp_bench.specs import ProtocolInputs, ProtocolResult, TaskSpec
-
-DEFAULT_HPARAMS = {"lr": 5e-4, "weight_decay": 1e-6, "batch_size": 48, "max_epochs": 50, "patience": 10}
-
 
 class LinearHead(L.LightningModule):
     """``Linear(in_dim, outputs)`` trained with BCE-with-logits or cross-entropy (see module docstring)."""
@@ -100,7 +101,7 @@ def _loader(features: np.ndarray, targets: torch.Tensor, batch_size: int, shuffl
 
 def run_linear_probe(inputs: ProtocolInputs) -> ProtocolResult:
     """Train and test a linear probe for ``inputs.task`` (see module docstring)."""
-    task, hp = inputs.task, {**DEFAULT_HPARAMS, **inputs.task.hparams, **inputs.hparams}
+    task, hp = inputs.task, resolved_hparams(LINEAR_PROBE_OPTIONS, inputs, protocol="linear_probe")
     features = {split: _features(inputs, split, table) for split, table in inputs.splits.items()}
     targets = {split: targets_of(task, table) for split, table in inputs.splits.items()}
     L.seed_everything(inputs.seed, workers=True, verbose=False)

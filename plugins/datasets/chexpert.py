@@ -89,8 +89,6 @@ SPLIT_RULE = (
     "test = frontal rows of valid.csv; val = first min(5000, max(1, n//10)) Paths of medvlp_bench "
     "partition(sorted frontal train.csv Paths, seed=42); train = the other frontal train.csv rows"
 )
-#: linear-probe defaults of the reference protocol (mgca-reference.md section 3)
-LINEAR_PROBE_HPARAMS = {"lr": 5e-4, "weight_decay": 1e-6, "batch_size": 48, "max_epochs": 50, "patience": 10}
 #: stands for a blank observation when rows are compared
 BLANK = -9.0
 
@@ -341,6 +339,5 @@ def medvlp_bench_tasks():
             target="multilabel",
             primary_metric="auroc",
             split_rule=SPLIT_RULE,
-            hparams=dict(LINEAR_PROBE_HPARAMS),
         )
     ]

@@ -63,8 +63,6 @@ SPLIT_RULE = (
     "test = test_COVIDx9A.txt; train_COVIDx9A.txt partitioned 80/20 into train/val by medvlp_bench "
     "partition(sorted 'train/{filename}' ids, seed=0); sizes floor(0.8n), remainder"
 )
-#: linear-probe defaults of the reference protocol (mgca-reference.md section 3)
-LINEAR_PROBE_HPARAMS = {"lr": 5e-4, "weight_decay": 1e-6, "batch_size": 48, "max_epochs": 50, "patience": 10}
 
 
 def _line_problem(fields: list[str]) -> str | None:
@@ -208,6 +206,5 @@ def medvlp_bench_tasks():
             target="multiclass",
             primary_metric="accuracy",
             split_rule=SPLIT_RULE,
-            hparams=dict(LINEAR_PROBE_HPARAMS),
         )
     ]

@@ -77,11 +77,6 @@ SPLIT_RULE = (
     "test = dev.csv; train.csv partitioned 80/20 into train/val by medvlp_bench partition(sorted "
     "'train/{image_name}' ids, seed=0); sizes floor(0.8n), remainder"
 )
-#: detection defaults of the reference protocol (mgca-reference.md section 3)
-DETECTION_HPARAMS = {
-    "lr": 5e-4, "lr_at_1pct": 2e-4, "weight_decay": 1e-6, "batch_size": 16, "batch_size_at_1pct": 8,
-    "max_epochs": 50, "patience": 10, "head_width": "auto",
-}
 
 
 def parse_object(text: str) -> list[float]:
@@ -289,6 +284,5 @@ def medvlp_bench_tasks():
             target="boxes",
             primary_metric="map",
             split_rule=SPLIT_RULE,
-            hparams=dict(DETECTION_HPARAMS),
         )
     ]

@@ -82,9 +82,6 @@ SPLIT_RULE = (
     "floor(0.7n), floor(0.15n), remainder; train balanced: all positives + the first as many negatives of "
     "partition(its negative ImageIds, seed=0); val/test unbalanced"
 )
-#: segmentation defaults of the reference protocol (mgca-reference.md section 3)
-SEGMENTATION_HPARAMS = {"lr": 5e-4, "weight_decay": 0.05, "batch_size": 8, "max_epochs": 50, "patience": 10,
-                        "monitor": "val_loss"}
 
 
 def _read_rows(path: Path) -> pd.DataFrame:
@@ -291,7 +288,6 @@ def medvlp_bench_tasks():
             target="mask",
             primary_metric="dice",
             split_rule=SPLIT_RULE,
-            hparams=dict(SEGMENTATION_HPARAMS),
             load_mask=load_mask,
         )
     ]

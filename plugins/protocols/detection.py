@@ -1,4 +1,5 @@
-"""Detection protocol ("detection"): a YOLOv3 head on the frozen encoder's multi-scale maps (reference section 3).
+"""Detection protocol ("detection"): a YOLOv3 head on the frozen encoder's multi-scale maps, as the MGCA paper
+(Wang et al., NeurIPS 2022) and its code release (github.com/HKU-MedAI/MGCA) evaluate detection.
 
 Input: each split's images prepared once (``prepare_images`` at ``side = encoder.input_size``: resized so the longer
 side is ``side``, zero-padded to a square, no augmentation, no crop). Boxes ``[x, y, w, h]`` in original pixels
@@ -12,7 +13,7 @@ by resampling (stride 8 = 2x nearest upsample, 16 as is, 32 = 2x2 average pool; 
 The encoder is frozen in eval mode (BatchNorm statistics frozen, ``frozen_bn=True``) and its maps are cached
 once as float16 (``cached_feature_maps``), so training the head costs no encoder forward after the first pass.
 
-Options (``hparams``): ``use_cache=False`` runs the frozen encoder on every batch instead (same model, no disk;
+Options (:data:`DETECTION_OPTIONS`, resolved by :func:`medvlp_bench.api.resolved_hparams`): ``use_cache=False`` runs the frozen encoder on every batch instead (same model, no disk;
 float32 maps); ``reference_bn_drift=True`` reproduces the reference: the backbone's BatchNorm layers stay in train
 mode while the head trains (batch statistics; running statistics drift), so features change with every batch and
 cannot be cached; the encoder is computed on the fly (on a copy: the caller's encoder is unchanged) and
@@ -27,7 +28,8 @@ Head, loss, decoding: :mod:`yolo_head` (COCO anchors scaled by input_size / 416,
 coordinate weight 2.5, no-object weight 0.5; NMS 0.5). Predictions scored >= ``conf_threshold`` (0.05) are kept
 for the metrics, so mAP sees the whole precision-recall curve; the reference's confidence threshold (0.5,
 ``reference_conf_threshold``) applies to ``map_reference`` only. Training: AdamW (lr 5e-4, weight decay
-1e-6, batch 16; at ``pct <= 0.01``, ``lr_at_1pct`` 2e-4 and ``batch_size_at_1pct`` 8), at most 50 epochs, early
+1e-6, batch 16; when the training fraction ``inputs.pct <= 0.01``, ``lr_at_1pct`` 2e-4 and ``batch_size_at_1pct`` 8
+replace them), at most 50 epochs, early
 stopping on validation ``map`` (patience 10), test with the best checkpoint (:mod:`yolo_detector`).
 
 Metrics (:mod:`detection_metrics`), computed from the per-sample outputs below, in original image pixels
@@ -60,43 +62,57 @@ from medvlp_bench.api import (
     ProtocolInputs,
     ProtocolResult,
     ProtocolSpec,
+    OptionSpec,
     hookimpl,
     identity_arrays,
     letterbox_geometry,
     prepare_images,
     prepared_sizes,
+    resolved_hparams,
+)
+from medvlp_bench_plugins.protocols.detection_metrics import (
+    IOU_THRESHOLDS,
+    METRIC_DEFINITIONS,
+    REFERENCE_SCORE_THRESHOLD,
+    detection_scores,
 )
 from medvlp_bench_plugins.protocols.feature_map_cache import cached_feature_maps, level_sources
 
-DEFAULT_HPARAMS = {
-    "lr": 5e-4,
-    "weight_decay": 1e-6,
-    "batch_size": 16,
-    "max_epochs": 50,
-    "patience": 10,
-    "lr_at_1pct": 2e-4,
-    "batch_size_at_1pct": 8,
-    "head_width": "auto",
-    "ignore_threshold": 0.5,
-    "coord_weight": 2.5,
-    "noobj_weight": 0.5,
-    "conf_threshold": 0.05,
-    "reference_conf_threshold": 0.5,  # detection_metrics.REFERENCE_SCORE_THRESHOLD (not imported: torchmetrics)
-    "nms_threshold": 0.5,
-    "use_cache": True,
-    "reference_bn_drift": False,
-}
+#: the detection protocol's options, with the reference protocol's defaults
+DETECTION_OPTIONS = (
+    OptionSpec("lr", 5e-4, "AdamW learning rate of the head", float),
+    OptionSpec("weight_decay", 1e-6, "AdamW weight decay", float),
+    OptionSpec("batch_size", 16, "training batch size", int),
+    OptionSpec("max_epochs", 50, "most training epochs", int),
+    OptionSpec("patience", 10, "epochs without a higher validation map before training stops", int),
+    OptionSpec("lr_at_1pct", 2e-4, "learning rate when the training fraction is at most 0.01", float),
+    OptionSpec("batch_size_at_1pct", 8, "batch size when the training fraction is at most 0.01", int),
+    OptionSpec("head_width", "auto", "YOLOv3 tower width: 'auto' (a quarter of the deepest level's channels) or "
+               "a positive integer", (str, int)),
+    OptionSpec("ignore_threshold", 0.5, "IoU with a true box above which a non-assigned anchor is not penalised "
+               "as background", float),
+    OptionSpec("coord_weight", 2.5, "weight of the box-coordinate loss", float),
+    OptionSpec("noobj_weight", 0.5, "weight of the no-object confidence loss", float),
+    OptionSpec("conf_threshold", 0.05, "predictions scored below it are dropped before NMS and the metrics", float),
+    OptionSpec("reference_conf_threshold", REFERENCE_SCORE_THRESHOLD, "score threshold of map_reference", float),
+    OptionSpec("nms_threshold", 0.5, "IoU above which NMS suppresses the lower-scored box", float),
+    OptionSpec("use_cache", True, "cache the frozen encoder's maps once (False: run the encoder every batch)",
+               bool),
+    OptionSpec("reference_bn_drift", False, "the reference's BatchNorm layers in train mode while the head "
+               "trains (implies no cache)", bool),
+)
+#: the training fraction at or below which ``lr_at_1pct`` and ``batch_size_at_1pct`` apply
+ONE_PERCENT = 0.01
 #: YOLOv3's strides, used when the encoder has fewer than three maps
 YOLO_STRIDES = (8, 16, 32)
 
 
-def resolve_hparams(task_hparams: Mapping[str, Any], run_hparams: Mapping[str, Any]) -> dict[str, Any]:
-    """Defaults < task < run; at ``pct <= 0.01`` (``hparams["pct"]``) ``lr_at_1pct`` and ``batch_size_at_1pct``
+def at_training_fraction(hparams: Mapping[str, Any], pct: float) -> dict[str, Any]:
+    """``hparams`` for a training fraction ``pct``: at ``pct <= 0.01`` ``lr_at_1pct`` and ``batch_size_at_1pct``
     replace ``lr`` and ``batch_size``."""
-    hp = {**DEFAULT_HPARAMS, **task_hparams, **run_hparams}
-    if hp.get("pct") is not None and float(hp["pct"]) <= 0.01:
-        hp["lr"] = hp.get("lr_at_1pct", hp["lr"])
-        hp["batch_size"] = hp.get("batch_size_at_1pct", hp["batch_size"])
+    hp = dict(hparams)
+    if pct <= ONE_PERCENT:
+        hp["lr"], hp["batch_size"] = hp["lr_at_1pct"], hp["batch_size_at_1pct"]
     return hp
 
 
@@ -191,14 +207,13 @@ def run(inputs: ProtocolInputs) -> ProtocolResult:
     """Train and test the YOLOv3 head for ``inputs.task`` (see module docstring)."""
     import lightning as L
 
-    from medvlp_bench_plugins.protocols.detection_metrics import IOU_THRESHOLDS, METRIC_DEFINITIONS, detection_scores
     from medvlp_bench_plugins.protocols.yolo_detector import DetectionSamples, HeadSettings, YoloDetector, fit_and_test
     from medvlp_bench_plugins.protocols.yolo_head import yolo_anchors
 
     task, encoder = inputs.task, inputs.encoder
     if task.target != "boxes":
         raise DataError(f"task {task.name} has target {task.target!r}; the detection protocol needs 'boxes'")
-    hp = resolve_hparams(task.hparams, inputs.hparams)
+    hp = at_training_fraction(resolved_hparams(DETECTION_OPTIONS, inputs, protocol="detection"), inputs.pct)
     bn_drift = bool(hp["reference_bn_drift"])
     use_cache = bool(hp["use_cache"]) and not bn_drift
     levels = detection_levels(encoder)
@@ -268,6 +283,9 @@ def medvlp_bench_protocols():
             name="detection",
             description="Frozen encoder maps (cached) -> YOLOv3 head; mAP over IoU 0.40:0.05:0.75 (+ reference's)",
             run=run,
-            options=tuple(DEFAULT_HPARAMS),
+            options=DETECTION_OPTIONS,
+            version="2",
+            targets=("boxes",),
+            metrics=("map", "map_reference", "map_50"),
         )
     ]

@@ -55,7 +55,7 @@ import warnings
 from pathlib import Path
 
 from medvlp_bench.api import (
-    MedvlpError,
+    OptionSpec,
     ProtocolInputs,
     ProtocolResult,
     ProtocolSpec,
@@ -63,28 +63,33 @@ from medvlp_bench.api import (
     hookimpl,
     identity_arrays,
     quiet_lightning,
+    resolved_hparams,
 )
 
-DEFAULT_HPARAMS = {
-    "lr": 5e-4,
-    "weight_decay": 0.05,
-    "batch_size": 8,
-    "max_epochs": 50,
-    "patience": 10,
-    "freeze_encoder": True,
-    "reference_bn_drift": False,
-    "augment": False,
-    "feature_cache": True,
-    "decoder": "auto",
-    "monitor": "val_loss",
-    "lr_schedule": "constant",
-    "num_workers": 0,
-}
-
-LR_SCHEDULES = ("constant", "cosine")
-
+#: decoder paths: ``auto`` picks ``unet`` for torchvision ResNets and ``generic`` otherwise
+DECODER_PATHS = ("auto", "unet", "generic", "linear")
 #: selection metric -> Lightning mode (which direction is better)
 MONITOR_MODES = {"val_loss": "min", "val_dice": "max"}
+LR_SCHEDULES = ("constant", "cosine")
+
+#: the segmentation protocol's options, with the reference protocol's defaults (SIIM's batch size)
+SEGMENTATION_OPTIONS = (
+    OptionSpec("lr", 5e-4, "AdamW learning rate of the decoder", float),
+    OptionSpec("weight_decay", 0.05, "AdamW weight decay", float),
+    OptionSpec("batch_size", 8, "training batch size (also the test batch of dice_reference_batched)", int),
+    OptionSpec("max_epochs", 50, "most training epochs", int),
+    OptionSpec("patience", 10, "epochs without a better monitored value before training stops", int),
+    OptionSpec("freeze_encoder", True, "keep the encoder's weights frozen (False: fine-tune it)", bool),
+    OptionSpec("reference_bn_drift", False, "the reference's frozen encoder with BatchNorm in train mode", bool),
+    OptionSpec("augment", False, "the reference's ShiftScaleRotate augmentation (implies no feature cache)", bool),
+    OptionSpec("feature_cache", True, "cache what the frozen encoder computes once per image", bool),
+    OptionSpec("decoder", "auto", "decoder path", str, DECODER_PATHS),
+    OptionSpec("monitor", "val_loss", "validation value that selects the checkpoint and stops training", str,
+               tuple(MONITOR_MODES)),
+    OptionSpec("lr_schedule", "constant", "constant learning rate (the reference) or cosine annealing per step",
+               str, LR_SCHEDULES),
+    OptionSpec("num_workers", 0, "data-loader worker processes", int),
+)
 
 
 def encoder_mode(hparams) -> str:
@@ -92,14 +97,6 @@ def encoder_mode(hparams) -> str:
     if not hparams["freeze_encoder"]:
         return "trainable"
     return "bn_drift" if hparams["reference_bn_drift"] else "frozen"
-
-
-def checked_choice(hparams, name: str, choices) -> str:
-    """``hparams[name]`` if it is one of ``choices``; a :class:`MedvlpError` naming the choices otherwise."""
-    value = hparams[name]
-    if value not in choices:
-        raise MedvlpError(f"segmentation: --option {name}={value!r} is not one of {', '.join(choices)}")
-    return value
 
 
 def validation_history(metrics_csv: Path) -> list[dict]:
@@ -123,15 +120,13 @@ def run(inputs: ProtocolInputs) -> ProtocolResult:
     from medvlp_bench_plugins.protocols import dice
     from medvlp_bench_plugins.protocols.segmentation_data import AUGMENTATION, bytes_per_image, split_samples
     from medvlp_bench_plugins.protocols.segmentation_losses import DESCRIPTION as LOSS
-    from medvlp_bench_plugins.protocols.segmentation_models import DECODER_PATHS, build_segmenter
+    from medvlp_bench_plugins.protocols.segmentation_models import build_segmenter
     from medvlp_bench_plugins.protocols.segmentation_module import SegmentationModule
 
     task, encoder = inputs.task, inputs.encoder
-    hp = {**DEFAULT_HPARAMS, **task.hparams, **inputs.hparams}
+    hp = resolved_hparams(SEGMENTATION_OPTIONS, inputs, protocol="segmentation")
     mode = encoder_mode(hp)
-    selection = MONITOR_MODES[checked_choice(hp, "monitor", MONITOR_MODES)]
-    checked_choice(hp, "lr_schedule", LR_SCHEDULES)
-    checked_choice(hp, "decoder", DECODER_PATHS)
+    selection = MONITOR_MODES[hp["monitor"]]
     use_cache = bool(hp["feature_cache"]) and mode == "frozen" and not hp["augment"]
     L.seed_everything(inputs.seed, workers=True, verbose=False)
     segmenter = build_segmenter(encoder, mode, hp["decoder"])
@@ -206,6 +201,9 @@ def medvlp_bench_protocols():
             name="segmentation",
             description="U-Net (ResNets) or progressive-upsampling decoder on the encoder; reference loss; Dice",
             run=run,
-            options=tuple(DEFAULT_HPARAMS),
+            options=SEGMENTATION_OPTIONS,
+            version="2",
+            targets=("mask",),
+            metrics=("dice", "dice_positive", "empty_correct", "dice_reference_batched"),
         )
     ]
