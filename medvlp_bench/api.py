@@ -30,6 +30,7 @@ from medvlp_bench.data.image_cache import (
 from medvlp_bench.data.image_io import read_image
 from medvlp_bench.data.splits import partition
 from medvlp_bench.protocols.feature_cache import model_input, normalise, preferred_device
+from medvlp_bench.protocols.head_training import HeadFitSettings, fit_head, seed_head_training
 from medvlp_bench.protocols.hparams import resolved_hparams
 from medvlp_bench.protocols.sample_arrays import classification_arrays, identity_arrays
 from medvlp_bench.encoder import ImageEncoder, TextEncoder, TextFeatures
@@ -70,6 +71,9 @@ __all__ = [
     "classification_arrays",
     "identity_arrays",
     "resolved_hparams",
+    "HeadFitSettings",
+    "fit_head",
+    "seed_head_training",
     "OptionSpec",
     "letterbox",
     "letterbox_geometry",

@@ -30,15 +30,14 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from medvlp_bench.data.image_cache import prepare_images, prepared_side
-from medvlp_bench.lightning_logging import quiet_lightning
 from medvlp_bench.protocols.builtin import LINEAR_PROBE_OPTIONS
 from medvlp_bench.protocols.classification_metrics import ClassificationScores, classification_metrics
 from medvlp_bench.protocols.feature_cache import cached_global_features
+from medvlp_bench.protocols.head_training import HeadFitSettings, fit_head, seed_head_training
 from medvlp_bench.protocols.hparams import resolved_hparams
 from medvlp_bench.protocols.sample_arrays import classification_arrays
 from medvlp_bench.specs import ProtocolInputs, ProtocolResult, TaskSpec
@@ -104,31 +103,21 @@ def run_linear_probe(inputs: ProtocolInputs) -> ProtocolResult:
     task, hp = inputs.task, resolved_hparams(LINEAR_PROBE_OPTIONS, inputs, protocol="linear_probe")
     features = {split: _features(inputs, split, table) for split, table in inputs.splits.items()}
     targets = {split: targets_of(task, table) for split, table in inputs.splits.items()}
-    L.seed_everything(inputs.seed, workers=True, verbose=False)
+    seed_head_training(inputs.seed)
     outputs = len(task.label_names)
     head = LinearHead(features["train"].shape[1], outputs, task.target == "multiclass", hp["lr"], hp["weight_decay"])
-    checkpoint = ModelCheckpoint(dirpath=Path(inputs.work_dir) / "checkpoints", monitor="val_loss", mode="min")
-    stopper = EarlyStopping(monitor="val_loss", mode="min", patience=hp["patience"])
-    quiet_lightning()
-    trainer = L.Trainer(
-        max_epochs=hp["max_epochs"],
-        callbacks=[checkpoint, stopper],
-        default_root_dir=inputs.work_dir,
-        logger=L.pytorch.loggers.CSVLogger(inputs.work_dir, name="linear_probe"),
-        enable_model_summary=False,
-        enable_progress_bar=False,
-        deterministic=True,
-        devices=1,
-        log_every_n_steps=1,
-    )
+    settings = HeadFitSettings(name="linear_probe", monitor="val_loss", mode="min", max_epochs=hp["max_epochs"],
+                               patience=hp["patience"], work_dir=Path(inputs.work_dir),
+                               label=f"{task.name} linear head", shown=("val_loss",))
     batch = hp["batch_size"]
-    trainer.fit(
+    fitted = fit_head(
         head,
         _loader(features["train"], targets["train"], batch, shuffle=True),
         _loader(features["val"], targets["val"], batch, shuffle=False),
+        settings,
     )
-    predictions = trainer.predict(
-        head, _loader(features["test"], targets["test"], batch, shuffle=False), ckpt_path=checkpoint.best_model_path
+    predictions = fitted.trainer.predict(
+        head, _loader(features["test"], targets["test"], batch, shuffle=False), ckpt_path=fitted.best_path
     )
     logits = torch.cat(predictions)
     scores = score(task, logits, targets["test"])
@@ -139,8 +128,9 @@ def run_linear_probe(inputs: ProtocolInputs) -> ProtocolResult:
         n_test=len(inputs.splits.test),
         details={
             "hparams": hp,
-            "epochs_trained": trainer.current_epoch,
-            "best_val_loss": float(checkpoint.best_model_score),
+            "epochs_trained": fitted.epochs_trained,
+            "best_val_loss": fitted.best_score,
+            "head_training": fitted.describe(),
             "feature_dim": int(features["train"].shape[1]),
             "metrics_excluded_labels": scores.excluded,
         },

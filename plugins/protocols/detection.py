@@ -69,6 +69,7 @@ from medvlp_bench.api import (
     prepare_images,
     prepared_sizes,
     resolved_hparams,
+    seed_head_training,
 )
 from medvlp_bench_plugins.protocols.detection_metrics import (
     IOU_THRESHOLDS,
@@ -205,8 +206,6 @@ def per_sample_outputs(table: pd.DataFrame, predictions: Mapping[str, Any], size
 
 def run(inputs: ProtocolInputs) -> ProtocolResult:
     """Train and test the YOLOv3 head for ``inputs.task`` (see module docstring)."""
-    import lightning as L
-
     from medvlp_bench_plugins.protocols.yolo_detector import DetectionSamples, HeadSettings, YoloDetector, fit_and_test
     from medvlp_bench_plugins.protocols.yolo_head import yolo_anchors
 
@@ -233,7 +232,7 @@ def run(inputs: ProtocolInputs) -> ProtocolResult:
         conf_threshold=float(hp["conf_threshold"]), nms_threshold=float(hp["nms_threshold"]),
         reference_conf_threshold=float(hp["reference_conf_threshold"]),
     )
-    L.seed_everything(inputs.seed, workers=True, verbose=False)
+    seed_head_training(inputs.seed)
     on_the_fly = None if use_cache else (copy.deepcopy(encoder) if bn_drift else encoder)
     detector = YoloDetector(settings, encoder=on_the_fly, bn_drift=bn_drift)
     outcome = fit_and_test(
@@ -255,6 +254,7 @@ def run(inputs: ProtocolInputs) -> ProtocolResult:
             "hparams": hp,
             "epochs_trained": outcome.epochs_trained,
             "best_val_map": outcome.best_val_map,
+            "head_training": outcome.head_training,
             "frozen_bn": not bn_drift,
             "feature_cache": use_cache,
             "levels": list(levels),

@@ -51,7 +51,6 @@ light.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 from medvlp_bench.api import (
@@ -59,11 +58,12 @@ from medvlp_bench.api import (
     ProtocolInputs,
     ProtocolResult,
     ProtocolSpec,
-    epoch_progress,
+    HeadFitSettings,
+    fit_head,
     hookimpl,
     identity_arrays,
-    quiet_lightning,
     resolved_hparams,
+    seed_head_training,
 )
 
 #: decoder paths: ``auto`` picks ``unet`` for torchvision ResNets and ``generic`` otherwise
@@ -112,9 +112,7 @@ def validation_history(metrics_csv: Path) -> list[dict]:
 
 def run(inputs: ProtocolInputs) -> ProtocolResult:
     """Train and test a segmentation decoder for ``inputs.task`` (see module docstring)."""
-    import lightning as L
     import torch
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
     from torch.utils.data import DataLoader
 
     from medvlp_bench_plugins.protocols import dice
@@ -128,7 +126,7 @@ def run(inputs: ProtocolInputs) -> ProtocolResult:
     mode = encoder_mode(hp)
     selection = MONITOR_MODES[hp["monitor"]]
     use_cache = bool(hp["feature_cache"]) and mode == "frozen" and not hp["augment"]
-    L.seed_everything(inputs.seed, workers=True, verbose=False)
+    seed_head_training(inputs.seed)
     segmenter = build_segmenter(encoder, mode, hp["decoder"])
     samples = {
         split: split_samples(inputs, segmenter, split, table, use_cache, bool(hp["augment"]) and split == "train")
@@ -141,26 +139,11 @@ def run(inputs: ProtocolInputs) -> ProtocolResult:
 
     module = SegmentationModule(segmenter, encoder.mean, encoder.std, hp["lr"], hp["weight_decay"],
                                 hp["lr_schedule"])
-    checkpoint = ModelCheckpoint(dirpath=Path(inputs.work_dir) / "checkpoints", monitor=hp["monitor"],
-                                 mode=selection, save_weights_only=True)
-    stopper = EarlyStopping(monitor=hp["monitor"], mode=selection, patience=hp["patience"])
-    quiet_lightning()
-    warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
-    trainer = L.Trainer(
-        max_epochs=hp["max_epochs"],
-        callbacks=[checkpoint, stopper, epoch_progress(f"{inputs.task.name} decoder", "val_loss", "val_dice")],
-        default_root_dir=inputs.work_dir,
-        logger=L.pytorch.loggers.CSVLogger(inputs.work_dir, name="segmentation"),
-        enable_model_summary=False,
-        enable_progress_bar=False,
-        num_sanity_val_steps=0,
-        deterministic="warn",
-        devices=1,
-        log_every_n_steps=1,
-    )
-    module.train()
-    trainer.fit(module, loader("train"), loader("val"))
-    predictions = trainer.predict(module, loader("test"), ckpt_path=checkpoint.best_model_path)
+    settings = HeadFitSettings(name="segmentation", monitor=hp["monitor"], mode=selection,
+                               max_epochs=hp["max_epochs"], patience=hp["patience"], work_dir=Path(inputs.work_dir),
+                               label=f"{task.name} decoder", shown=("val_loss", "val_dice"))
+    fitted = fit_head(module, loader("train"), loader("val"), settings)
+    predictions = fitted.trainer.predict(module, loader("test"), ckpt_path=fitted.best_path)
     scores, positive, predicted = (torch.cat(parts) for parts in zip(*predictions))
     outputs = {**identity_arrays("segmentation", inputs.splits.test), "dice": scores.double().numpy(),
                "truth_empty": (~positive).numpy(), "pred_empty": (~predicted).numpy()}
@@ -172,10 +155,11 @@ def run(inputs: ProtocolInputs) -> ProtocolResult:
         n_test=len(inputs.splits.test),
         details={
             "hparams": hp,
-            "epochs_trained": trainer.current_epoch,
+            "epochs_trained": fitted.epochs_trained,
             "selected_on": f"{hp['monitor']} ({selection})",
-            "best_validation_score": float(checkpoint.best_model_score),
-            "val_history": validation_history(Path(trainer.logger.log_dir) / "metrics.csv"),
+            "best_validation_score": fitted.best_score,
+            "val_history": validation_history(fitted.metrics_csv),
+            "head_training": fitted.describe(),
             **segmenter.describe(),
             "encoder_frozen": mode != "trainable",
             "encoder_batchnorm": {"frozen": "eval (stored statistics)", "bn_drift": "train (reference drift)",

@@ -21,10 +21,9 @@ from typing import Optional, Sequence
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from torch.utils.data import DataLoader, Dataset
 
-from medvlp_bench.api import ImageEncoder, epoch_progress, quiet_lightning
+from medvlp_bench.api import HeadFitSettings, ImageEncoder, fit_head
 from medvlp_bench_plugins.protocols.detection_metrics import REFERENCE_SCORE_THRESHOLD, DetectionMeanAP
 from medvlp_bench_plugins.protocols.feature_map_cache import level_maps
 from medvlp_bench_plugins.protocols.yolo_head import YoloHead, detections, yolo_loss
@@ -151,11 +150,13 @@ class YoloDetector(L.LightningModule):
 
 @dataclass(frozen=True)
 class FitOutcome:
-    """``test_arrays``: the test predictions and true boxes (:meth:`DetectionMeanAP.arrays` and ``n_images``)."""
+    """``test_arrays``: the test predictions and true boxes (:meth:`DetectionMeanAP.arrays` and ``n_images``);
+    ``head_training``: the harness settings of the fit."""
 
     test_arrays: dict
     epochs_trained: int
     best_val_map: float
+    head_training: dict
 
 
 def fit_and_test(
@@ -169,26 +170,13 @@ def fit_and_test(
     label: str = "detection head",
 ) -> FitOutcome:
     """Train on ``data["train"]``, early-stop on ``data["val"]`` mAP, predict ``data["test"]`` with the best
-    checkpoint."""
-    checkpoint = ModelCheckpoint(dirpath=Path(work_dir) / "checkpoints", monitor="val_map", mode="max")
-    stopper = EarlyStopping(monitor="val_map", mode="max", patience=patience)
-    quiet_lightning()
-    trainer = L.Trainer(
-        max_epochs=max_epochs,
-        callbacks=[checkpoint, stopper, epoch_progress(label, "val_map")],
-        default_root_dir=work_dir,
-        logger=L.pytorch.loggers.CSVLogger(work_dir, name="detection"),
-        enable_model_summary=False,
-        enable_progress_bar=False,
-        num_sanity_val_steps=0,
-        deterministic="warn",
-        devices=1,
-        log_every_n_steps=1,
-    )
+    checkpoint (the shared head-fitting harness, :func:`medvlp_bench.api.fit_head`)."""
 
     def loader(split: str, shuffle: bool) -> DataLoader:
         return DataLoader(data[split], batch_size=batch_size if shuffle else EVAL_BATCH_SIZE, shuffle=shuffle)
 
-    trainer.fit(detector, loader("train", True), loader("val", False))
-    trainer.test(detector, loader("test", False), ckpt_path=checkpoint.best_model_path, verbose=False)
-    return FitOutcome(dict(detector.test_arrays), trainer.current_epoch, float(checkpoint.best_model_score))
+    settings = HeadFitSettings(name="detection", monitor="val_map", mode="max", max_epochs=max_epochs,
+                               patience=patience, work_dir=Path(work_dir), label=label, shown=("val_map",))
+    fitted = fit_head(detector, loader("train", True), loader("val", False), settings)
+    fitted.trainer.test(detector, loader("test", False), ckpt_path=fitted.best_path, verbose=False)
+    return FitOutcome(dict(detector.test_arrays), fitted.epochs_trained, fitted.best_score, fitted.describe())
