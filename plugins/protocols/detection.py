@@ -40,8 +40,8 @@ prediction and >= 1 box), ``map_50``.
 
 Per-sample outputs (kind ``detection``; test split in table order): ``sample_id``, ``patient_id``;
 ``pred_boxes`` (M, 4) float64 x1, y1, x2, y2 in original image pixels (the letterbox undone:
-``x = (x' - left) / scale``, ``y = (y' - top) / scale``; not clipped, so a box reaching into the padding keeps its
-IoU), ``pred_scores`` (M,), ``pred_index`` (M,) int64 row of ``sample_id``; ``true_boxes`` (K, 4) the table's boxes
+``x = (x' - left) / scale``, ``y = (y' - top) / scale``; predictions are clipped to the letterboxed square only,
+so one reaching into the padding extends past the original image and keeps its IoU), ``pred_scores`` (M,), ``pred_index`` (M,) int64 row of ``sample_id``; ``true_boxes`` (K, 4) the table's boxes
 as x1, y1, x2, y2, ``true_index`` (K,); ``iou_thresholds`` (T,); ``score_threshold`` (0-d, ``conf_threshold``:
 predictions scored below it were dropped before NMS and never reach the outputs).
 """
