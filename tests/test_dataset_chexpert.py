@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pluggy
 import pytest
+from protocol_settings import resolved_settings
 from raw_layouts import CHEXPERT_HEADER, CHEXPERT_LABELS, write_chexpert, write_csv, write_raster
 
 from medvlp_bench.api import DataError
@@ -235,7 +236,10 @@ def test_specs():
         "chexpert_cls", "chexpert", "multilabel", "auroc"
     )
     assert task.label_names == CHEXPERT_LABELS and task.protocol == "linear_probe" and "seed=42" in task.split_rule
-    assert dict(task.hparams) == {"lr": 5e-4, "weight_decay": 1e-6, "batch_size": 48, "max_epochs": 50, "patience": 10}
+    # the reference's linear-probe settings are the protocol's defaults: the task overrides none
+    assert dict(task.hparams) == {}
+    assert resolved_settings(task) == {"lr": 5e-4, "weight_decay": 1e-6, "batch_size": 48, "max_epochs": 50,
+                                       "patience": 10}
 
 
 def test_synthetic_twin_reads_back(tmp_path):

@@ -9,6 +9,7 @@ import random
 import numpy as np
 import pytest
 from PIL import Image
+from protocol_settings import resolved_settings
 
 from medvlp_bench.api import DataError, read_image
 from medvlp_bench_plugins.datasets import object_cxr
@@ -216,8 +217,13 @@ def test_specs():
     assert (task.name, task.dataset, task.protocol) == ("object_cxr_det", "object_cxr", "detection")
     assert task.target == "boxes"
     assert task.label_names == ("Foreign object",) and task.primary_metric == "map" and "seed=0" in task.split_rule
-    assert dict(task.hparams) == {"lr": 5e-4, "lr_at_1pct": 2e-4, "weight_decay": 1e-6, "batch_size": 16,
-                                  "batch_size_at_1pct": 8, "max_epochs": 50, "patience": 10, "head_width": "auto"}
+    # the reference's detection settings are the detection protocol's defaults: the task overrides none
+    assert dict(task.hparams) == {}
+    settings = resolved_settings(task)
+    assert {name: settings[name] for name in ("lr", "lr_at_1pct", "weight_decay", "batch_size", "batch_size_at_1pct",
+                                              "max_epochs", "patience", "head_width")} == {
+        "lr": 5e-4, "lr_at_1pct": 2e-4, "weight_decay": 1e-6, "batch_size": 16, "batch_size_at_1pct": 8,
+        "max_epochs": 50, "patience": 10, "head_width": "auto"}
 
 
 @pytest.fixture(scope="module")

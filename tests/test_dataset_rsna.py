@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pluggy
 import pytest
+from protocol_settings import resolved_settings
 from raw_layouts import image, rsna_patient, write_rsna
 
 from medvlp_bench.api import DataError, read_image
@@ -194,7 +195,10 @@ def test_specs():
     assert dataset.citation and dataset.url and callable(dataset.write_synthetic)
     assert (task.name, task.dataset, task.protocol, task.target) == ("rsna_cls", "rsna", "linear_probe", "binary")
     assert task.label_names == ("Pneumonia",) and task.primary_metric == "auroc" and "seed=0" in task.split_rule
-    assert dict(task.hparams) == {"lr": 5e-4, "weight_decay": 1e-6, "batch_size": 48, "max_epochs": 50, "patience": 10}
+    # the reference's linear-probe settings are the protocol's defaults: the task overrides none
+    assert dict(task.hparams) == {}
+    assert resolved_settings(task) == {"lr": 5e-4, "weight_decay": 1e-6, "batch_size": 48, "max_epochs": 50,
+                                       "patience": 10}
 
 
 def test_synthetic_twin_reads_back(tmp_path):
