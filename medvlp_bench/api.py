@@ -30,6 +30,9 @@ from medvlp_bench.data.image_io import read_image
 from medvlp_bench.data.splits import partition
 from medvlp_bench.data.synthetic_store import begin_synthetic_folder, finish_synthetic_folder, read_synthetic_marker
 from medvlp_bench.protocols.feature_cache import model_input, normalise, preferred_device
+from medvlp_bench.protocols.head_training import HeadFitSettings, fit_head, seed_head_training
+from medvlp_bench.protocols.hparams import resolved_hparams
+from medvlp_bench.protocols.sample_arrays import classification_arrays, identity_arrays
 from medvlp_bench.encoder import ImageEncoder, TextEncoder, TextFeatures
 from medvlp_bench.errors import DataError, MedvlpError, WeightsNotFoundError
 from medvlp_bench.hookspecs import hookimpl
@@ -68,6 +71,13 @@ def __getattr__(name: str):
 
 __all__ = [
     "cached_array",
+    "classification_arrays",
+    "identity_arrays",
+    "resolved_hparams",
+    "HeadFitSettings",
+    "fit_head",
+    "seed_head_training",
+    "OptionSpec",
     "letterbox",
     "letterbox_geometry",
     "model_input",

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pluggy
 import pytest
+from protocol_settings import resolved_settings
 from raw_layouts import CHEXPERT_HEADER, CHEXPERT_LABELS, write_chexpert, write_csv, write_raster
 
 from medvlp_bench.api import DataError
@@ -59,7 +60,11 @@ def test_frontal_only_and_columns(layout):
         row[0] for row in frontal(written["train"])
     )
     assert splits.test["sample_id"].tolist() == sorted(row[0] for row in frontal(written["valid"]))
-    assert list(splits.train.columns) == ["sample_id", "image_path", "source_file", "source_row", *CHEXPERT_LABELS]
+    assert list(splits.train.columns) == ["sample_id", "patient_id", "image_path", "source_file", "source_row",
+                                          *CHEXPERT_LABELS]
+    for table in (splits.train, splits.test):
+        assert (table["patient_id"] == table["sample_id"].str.split("/").str[2]).all()
+        assert table["patient_id"].str.fullmatch(r"patient\d+").all()
     assert all(splits.train[name].dtype == np.float64 for name in CHEXPERT_LABELS)
 
 
@@ -231,7 +236,10 @@ def test_specs():
         "chexpert_cls", "chexpert", "multilabel", "auroc"
     )
     assert task.label_names == CHEXPERT_LABELS and task.protocol == "linear_probe" and "seed=42" in task.split_rule
-    assert dict(task.hparams) == {"lr": 5e-4, "weight_decay": 1e-6, "batch_size": 48, "max_epochs": 50, "patience": 10}
+    # the reference's linear-probe settings are the protocol's defaults: the task overrides none
+    assert dict(task.hparams) == {}
+    assert resolved_settings(task) == {"lr": 5e-4, "weight_decay": 1e-6, "batch_size": 48, "max_epochs": 50,
+                                       "patience": 10}
 
 
 def test_synthetic_twin_reads_back(tmp_path):

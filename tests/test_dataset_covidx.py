@@ -7,6 +7,7 @@ import random
 import numpy as np
 import pluggy
 import pytest
+from protocol_settings import resolved_settings
 from raw_layouts import COVIDX_CLASSES, write_covidx
 
 from medvlp_bench.api import DataError
@@ -146,7 +147,10 @@ def test_specs():
         "covidx_cls", "multiclass", "accuracy", ("normal", "pneumonia", "COVID-19")
     )
     assert task.protocol == "linear_probe" and "seed=0" in task.split_rule
-    assert dict(task.hparams) == {"lr": 5e-4, "weight_decay": 1e-6, "batch_size": 48, "max_epochs": 50, "patience": 10}
+    # the reference's linear-probe settings are the protocol's defaults: the task overrides none
+    assert dict(task.hparams) == {}
+    assert resolved_settings(task) == {"lr": 5e-4, "weight_decay": 1e-6, "batch_size": 48, "max_epochs": 50,
+                                       "patience": 10}
 
 
 def test_synthetic_twin_reads_back(tmp_path):

@@ -103,3 +103,15 @@ def test_registered_through_the_entry_point():
     assert manager.load_setuptools_entrypoints(hookspecs.PROJECT, name="mimic_cxr") == 1
     assert [spec.name for specs in manager.hook.medvlp_bench_datasets() for spec in specs] == ["mimic_cxr"]
     assert [spec.name for specs in manager.hook.medvlp_bench_tasks() for spec in specs] == []
+
+
+def test_corpus_rows_name_their_patient(layout):
+    from medvlp_bench_plugins.datasets.mimic_cxr_corpus import load_corpus
+
+    folder, _ = layout
+    corpus = load_corpus(folder)
+    for _, table in corpus.items():
+        # files/p{subject_id[:2]}/p{subject_id}/s{study_id}/{dicom_id}.jpg
+        subjects = table["image_path"].str.split("/").str[-3].str[1:]
+        assert (table["patient_id"] == subjects).all()
+    assert sum(len(table) for _, table in corpus.items()) > 0

@@ -9,6 +9,7 @@ import random
 import numpy as np
 import pytest
 from PIL import Image
+from protocol_settings import resolved_settings
 
 from medvlp_bench.api import DataError, read_image
 from medvlp_bench_plugins.datasets import object_cxr
@@ -107,7 +108,9 @@ def test_rows_carry_boxes_sizes_and_sources(layout):
             assert row["image_path"] == str((folder / split / name_of(split, index)).absolute())
             assert row["source_file"] == str(folder / f"{split}.csv") and row["source_row"] == index + 2
     table = splits.train
-    assert list(table.columns) == ["sample_id", "image_path", "source_file", "source_row", "boxes", "height", "width"]
+    assert list(table.columns) == ["sample_id", "patient_id", "image_path", "source_file", "source_row", "boxes",
+                                   "height", "width"]
+    assert (table["patient_id"] == table["sample_id"]).all()
     assert table["width"].dtype == np.int64 and table["source_row"].dtype == np.int64
 
 
@@ -214,8 +217,13 @@ def test_specs():
     assert (task.name, task.dataset, task.protocol) == ("object_cxr_det", "object_cxr", "detection")
     assert task.target == "boxes"
     assert task.label_names == ("Foreign object",) and task.primary_metric == "map" and "seed=0" in task.split_rule
-    assert dict(task.hparams) == {"lr": 5e-4, "lr_at_1pct": 2e-4, "weight_decay": 1e-6, "batch_size": 16,
-                                  "batch_size_at_1pct": 8, "max_epochs": 50, "patience": 10, "head_width": "auto"}
+    # the reference's detection settings are the detection protocol's defaults: the task overrides none
+    assert dict(task.hparams) == {}
+    settings = resolved_settings(task)
+    assert {name: settings[name] for name in ("lr", "lr_at_1pct", "weight_decay", "batch_size", "batch_size_at_1pct",
+                                              "max_epochs", "patience", "head_width")} == {
+        "lr": 5e-4, "lr_at_1pct": 2e-4, "weight_decay": 1e-6, "batch_size": 16, "batch_size_at_1pct": 8,
+        "max_epochs": 50, "patience": 10, "head_width": "auto"}
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pluggy
 import pytest
+from protocol_settings import resolved_settings
 from raw_layouts import image, rsna_patient, write_rsna
 
 from medvlp_bench.api import DataError, read_image
@@ -55,7 +56,9 @@ def test_one_row_per_patient_with_labels_and_boxes(layout):
 def test_table_columns_and_types(layout):
     folder, _ = layout
     train = rsna.load_splits(folder).train
-    assert list(train.columns) == ["sample_id", "image_path", "source_file", "source_row", "Pneumonia", "boxes"]
+    assert list(train.columns) == ["sample_id", "patient_id", "image_path", "source_file", "source_row", "Pneumonia",
+                                   "boxes"]
+    assert (train["patient_id"] == train["sample_id"]).all()
     assert train["Pneumonia"].dtype == np.float64
     assert train["source_row"].dtype == np.int64
     assert train["sample_id"].is_unique
@@ -192,7 +195,10 @@ def test_specs():
     assert dataset.citation and dataset.url and callable(dataset.write_synthetic)
     assert (task.name, task.dataset, task.protocol, task.target) == ("rsna_cls", "rsna", "linear_probe", "binary")
     assert task.label_names == ("Pneumonia",) and task.primary_metric == "auroc" and "seed=0" in task.split_rule
-    assert dict(task.hparams) == {"lr": 5e-4, "weight_decay": 1e-6, "batch_size": 48, "max_epochs": 50, "patience": 10}
+    # the reference's linear-probe settings are the protocol's defaults: the task overrides none
+    assert dict(task.hparams) == {}
+    assert resolved_settings(task) == {"lr": 5e-4, "weight_decay": 1e-6, "batch_size": 48, "max_epochs": 50,
+                                       "patience": 10}
 
 
 def test_synthetic_twin_reads_back(tmp_path):

@@ -9,6 +9,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from protocol_settings import resolved_settings
 
 from medvlp_bench.api import DataError, read_image, write_dicom
 from medvlp_bench_plugins.datasets import siim
@@ -114,7 +115,9 @@ def test_mask_orientation_is_column_major(layout):
 def test_table_columns_and_types(layout):
     folder, _ = layout
     table = siim.load_table(folder)
-    assert list(table.columns) == ["sample_id", "image_path", "source_file", "source_row", "rle", "height", "width"]
+    assert list(table.columns) == ["sample_id", "patient_id", "image_path", "source_file", "source_row", "rle",
+                                   "height", "width"]
+    assert (table["patient_id"] == table["sample_id"]).all()
     assert table["source_row"].dtype == np.int64 and table["height"].dtype == np.int64
     assert (table["source_file"] == str(folder / LABELS)).all()
     assert "1.2.3.not-in-the-csv" not in set(table["sample_id"])
@@ -255,8 +258,12 @@ def test_specs():
     assert (task.name, task.dataset, task.protocol, task.target) == ("siim_seg", "siim", "segmentation", "mask")
     assert task.label_names == ("Pneumothorax",) and task.primary_metric == "dice" and task.load_mask is siim.load_mask
     assert "seed=0" in task.split_rule and "balanced" in task.split_rule
-    assert dict(task.hparams) == {"lr": 5e-4, "weight_decay": 0.05, "batch_size": 8, "max_epochs": 50, "patience": 10,
-                                  "monitor": "val_loss"}
+    # the reference's SIIM settings are the segmentation protocol's defaults: the task overrides none
+    assert dict(task.hparams) == {}
+    settings = resolved_settings(task)
+    assert {name: settings[name] for name in ("lr", "weight_decay", "batch_size", "max_epochs", "patience",
+                                              "monitor")} == {"lr": 5e-4, "weight_decay": 0.05, "batch_size": 8,
+                                                              "max_epochs": 50, "patience": 10, "monitor": "val_loss"}
 
 
 @pytest.fixture(scope="module")

@@ -4,16 +4,12 @@ equals the same evaluation restricted to predictions scored >= 0.5 and to images
 
 from __future__ import annotations
 
-import contextlib
-import io
-
 import numpy as np
 import pytest
 import torch
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
+from coco_reference import cocoeval_stats
 
-from medvlp_bench_plugins.protocols.detection_metrics import IOU_THRESHOLDS, DetectionMeanAP
+from medvlp_bench_plugins.protocols.detection_metrics import IOU_THRESHOLDS, DetectionMeanAP, detection_scores
 
 # per image: ground-truth boxes and (box, score) predictions, xyxy pixels
 CASE = {
@@ -26,8 +22,7 @@ CASE = {
     6: ([[30, 30, 60, 60], [70, 70, 90, 90], [100, 10, 120, 30]],
         [([31, 30, 60, 62], 0.3)]),  # one found, but below the reference's threshold 0.5
 }
-# 7 ground-truth boxes: recalls k / 7 never fall on the 101-point recall grid, where torchmetrics' float32 grid and
-# pycocotools' float64 grid would round differently
+# 7 ground-truth boxes: recalls k / 7 never fall on the 101-point recall grid (the grid cases are below)
 
 
 def _confident(case, threshold=0.5):
@@ -36,7 +31,7 @@ def _confident(case, threshold=0.5):
             for k, (gt, predictions) in case.items()}
 
 
-def _torchmetrics_format(case):
+def _tensor_format(case):
     preds, targets = [], []
     for gt, predictions in case.values():
         boxes = torch.tensor([box for box, _ in predictions], dtype=torch.float32).reshape(-1, 4)
@@ -47,26 +42,24 @@ def _torchmetrics_format(case):
     return preds, targets
 
 
+def _grid_case(n_boxes: int, seed: int):
+    """One true box per image, a jittered hit on each and a false alarm on about half, random scores: with 20, 25
+    or 50 true boxes recalls k / n land exactly on the 101-point recall grid."""
+    rng = np.random.default_rng(seed)
+    case = {}
+    for image in range(1, n_boxes + 1):
+        x, y = rng.uniform(0, 100, 2)
+        w, h = rng.uniform(10, 40, 2)
+        jitter = rng.normal(0, 4, 4)
+        predictions = [([x + jitter[0], y + jitter[1], x + w + jitter[2], y + h + jitter[3]], float(rng.uniform()))]
+        if rng.uniform() < 0.5:
+            predictions.append(([x + 50, y + 50, x + 70, y + 70], float(rng.uniform())))
+        case[image] = ([[x, y, x + w, y + h]], predictions)
+    return case
+
+
 def _cocoeval_map(case) -> float:
-    """AP averaged over IoU 0.40:0.05:0.75, area all, maxDets 100, straight from pycocotools."""
-    images, annotations, results = [], [], []
-    for image_id, (gt, predictions) in case.items():
-        images.append({"id": image_id, "width": 128, "height": 128})
-        for x1, y1, x2, y2 in gt:
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1,
-                                "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0})
-        for (x1, y1, x2, y2), score in predictions:
-            results.append({"image_id": image_id, "category_id": 1, "bbox": [x1, y1, x2 - x1, y2 - y1], "score": score})
-    with contextlib.redirect_stdout(io.StringIO()):
-        ground_truth = COCO()
-        ground_truth.dataset = {"images": images, "annotations": annotations, "categories": [{"id": 1}]}
-        ground_truth.createIndex()
-        evaluation = COCOeval(ground_truth, ground_truth.loadRes(results), "bbox")
-        evaluation.params.iouThrs = np.array(IOU_THRESHOLDS)
-        evaluation.evaluate()
-        evaluation.accumulate()
-        evaluation.summarize()
-    return float(evaluation.stats[0])
+    return float(cocoeval_stats(case)[0])
 
 
 def test_thresholds():
@@ -75,7 +68,7 @@ def test_thresholds():
 
 def test_map_is_cocoeval_over_all_images_and_reference_over_images_with_both():
     metric = DetectionMeanAP()
-    preds, targets = _torchmetrics_format(CASE)
+    preds, targets = _tensor_format(CASE)
     metric.update(preds[:2], targets[:2])
     metric.update(preds[2:], targets[2:])
     scores = metric.compute()
@@ -89,9 +82,33 @@ def test_map_is_cocoeval_over_all_images_and_reference_over_images_with_both():
 
 def test_reset_and_no_qualifying_image():
     metric = DetectionMeanAP()
-    preds, targets = _torchmetrics_format(CASE)
+    preds, targets = _tensor_format(CASE)
     metric.update(preds, targets)
     metric.compute()
     metric.reset()
     metric.update([preds[1]], [targets[1]])  # a box, no prediction
     assert metric.compute() == {"map": 0.0, "map_reference": 0.0, "map_50": 0.0}
+
+
+@pytest.mark.parametrize("n_boxes", [20, 25, 50])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_map_equals_pycocotools_when_recalls_land_on_the_recall_grid(n_boxes, seed):
+    case = _grid_case(n_boxes, seed)
+    metric = DetectionMeanAP()
+    metric.update(*_tensor_format(case))
+    scores = metric.compute()
+    # the boxes as the metric sees them (float32 tensors) so that both evaluate the very same numbers
+    stats = cocoeval_stats({image: ([np.float32(gt).tolist() for gt in truth],
+                                     [(np.float32(box).tolist(), float(np.float32(score))) for box, score in preds])
+                             for image, (truth, preds) in case.items()})
+    assert scores["map"] == pytest.approx(stats[0], abs=1e-6)
+    assert scores["map_50"] == pytest.approx(stats[1], abs=1e-6)
+
+
+def test_the_flat_arrays_give_the_same_scores_as_the_accumulator():
+    metric = DetectionMeanAP()
+    metric.update(*_tensor_format(CASE))
+    arrays = metric.arrays()
+    assert arrays["pred_index"].tolist() == [0, 0, 0, 2, 3, 3, 5]
+    assert arrays["true_index"].tolist() == [0, 0, 1, 3, 5, 5, 5]
+    assert detection_scores(**arrays, n_images=len(CASE)) == metric.compute()

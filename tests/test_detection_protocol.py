@@ -7,16 +7,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from coco_reference import case_from_outputs, cocoeval_stats
 from PIL import Image
 from torch import nn
 
 from medvlp_bench.api import ImageEncoder, MedvlpError, ProtocolInputs, SplitTables, TaskSpec, letterbox_geometry
 from medvlp_bench_plugins.protocols.detection import (
+    DETECTION_OPTIONS,
     detection_levels,
     head_width,
     medvlp_bench_protocols,
+    original_boxes,
     prepared_boxes,
-    resolve_hparams,
+    at_training_fraction,
     run,
 )
 from medvlp_bench_plugins.protocols.yolo_detector import HeadSettings, YoloDetector
@@ -102,11 +105,22 @@ def test_boxes_follow_the_letterbox():
     assert valid.tolist() == [[True, True], [False, False]]
 
 
+def test_original_boxes_undo_the_letterbox():
+    table = pd.DataFrame({"boxes": [[[10.0, 20.0, 30.0, 16.0]], [[1.5, 2.0, 40.0, 50.0], [60.0, 0.0, 20.0, 64.0]]]})
+    sizes = np.array([[HEIGHT, WIDTH], [128, 64]])  # a wide and a tall image
+    boxes, valid = prepared_boxes(table, sizes, 64)
+    index = np.nonzero(valid)[0]
+    restored = original_boxes(boxes[valid], index, sizes, 64)
+    expected = [[10, 20, 40, 36], [1.5, 2, 41.5, 52], [60, 0, 80, 64]]
+    assert np.allclose(restored, expected, atol=1e-4)  # float32 prepared boxes
+
+
 def test_hparams_at_one_percent_and_levels():
-    assert resolve_hparams({}, {"pct": 0.01})["lr"] == 2e-4
-    assert resolve_hparams({}, {"pct": 0.01})["batch_size"] == 8
-    assert resolve_hparams({"lr_at_1pct": 2.5e-4}, {"pct": 0.01})["lr"] == 2.5e-4
-    assert resolve_hparams({}, {"pct": 0.1})["lr"] == 5e-4 and resolve_hparams({}, {})["batch_size"] == 16
+    defaults = {option.name: option.default for option in DETECTION_OPTIONS}
+    assert at_training_fraction(defaults, 0.01)["lr"] == 2e-4
+    assert at_training_fraction(defaults, 0.01)["batch_size"] == 8
+    assert at_training_fraction({**defaults, "lr_at_1pct": 2.5e-4}, 0.01)["lr"] == 2.5e-4
+    assert at_training_fraction(defaults, 0.1)["lr"] == 5e-4 and at_training_fraction(defaults, 1.0)["batch_size"] == 16
     assert detection_levels(TinyEncoder()) == (8, 16, 32)
     vit = ImageEncoder()
     vit.map_strides = (16,)
@@ -138,6 +152,25 @@ def test_run_twice_second_reads_the_cache(tmp_path, splits):
     again = run(_inputs(tmp_path, encoder, splits, {}))
     assert encoder.calls == forwards
     assert again.metrics == result.metrics
+    assert all(np.array_equal(again.outputs[name], value) for name, value in result.outputs.items())
+
+
+def test_outputs_are_in_original_pixels_and_reproduce_the_metrics_with_pycocotools(tmp_path, splits):
+    torch.manual_seed(0)
+    result = run(_inputs(tmp_path, TinyEncoder(), splits, {"max_epochs": 3}))
+    out = result.outputs
+    assert str(out["kind"]) == "detection"
+    assert out["sample_id"].tolist() == out["patient_id"].tolist() == splits.test["sample_id"].tolist()
+    truth = [[x, y, x + w, y + h] for boxes in splits.test["boxes"] for x, y, w, h in boxes]
+    assert out["true_boxes"].tolist() == truth and out["true_index"].tolist() == list(range(6))
+    assert len(out["pred_boxes"]) > 0 and out["pred_boxes"].dtype == np.float64
+    assert out["pred_scores"].min() >= float(out["score_threshold"]) == 0.05
+    assert out["iou_thresholds"].tolist() == [0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75]
+    stats = cocoeval_stats(case_from_outputs(out))
+    assert result.metrics["map"] == pytest.approx(stats[0], abs=1e-6)
+    assert result.metrics["map_50"] == pytest.approx(stats[1], abs=1e-6)
+    # boxes in original pixels: a prediction from the letterboxed input reaches x up to about WIDTH, not 64
+    assert out["pred_boxes"][:, 2].max() > 64
 
 
 def test_reference_bn_drift_runs_on_the_fly_and_leaves_the_encoder_alone(tmp_path, splits):

@@ -9,6 +9,8 @@ from raw_layouts import rsna_patient, write_rsna
 
 from medvlp_bench.api import write_dicom
 from medvlp_bench_plugins.datasets import rsna
+from medvlp_bench_plugins.protocols.detection import DETECTION_OPTIONS
+from medvlp_bench_plugins.protocols.segmentation import SEGMENTATION_OPTIONS
 
 
 @pytest.fixture
@@ -31,10 +33,16 @@ def test_specs():
     assert det.higher_is_better and seg.higher_is_better
     assert det.load_mask is None and seg.load_mask is rsna.load_mask
     assert det.split_rule == seg.split_rule == specs["rsna_cls"].split_rule
-    assert dict(det.hparams) == {"lr": 5e-4, "lr_at_1pct": 2e-4, "weight_decay": 1e-6, "batch_size": 16,
-                                 "batch_size_at_1pct": 8, "max_epochs": 50, "patience": 10, "head_width": "auto"}
-    assert dict(seg.hparams) == {"lr": 5e-4, "weight_decay": 0.05, "batch_size": 16, "max_epochs": 50, "patience": 10,
-                                 "monitor": "val_loss"}
+    # the reference's settings: detection's are the protocol's defaults; RSNA segmentation trains with batch 16
+    assert dict(det.hparams) == {} and dict(seg.hparams) == {"batch_size": 16}
+    detection = {option.name: option.default for option in DETECTION_OPTIONS}
+    assert {name: detection[name] for name in ("lr", "lr_at_1pct", "weight_decay", "batch_size", "batch_size_at_1pct",
+                                               "max_epochs", "patience", "head_width")} == {
+        "lr": 5e-4, "lr_at_1pct": 2e-4, "weight_decay": 1e-6, "batch_size": 16, "batch_size_at_1pct": 8,
+        "max_epochs": 50, "patience": 10, "head_width": "auto"}
+    segmentation = {option.name: option.default for option in SEGMENTATION_OPTIONS}
+    assert {name: segmentation[name] for name in ("lr", "weight_decay", "max_epochs", "patience", "monitor")} == {
+        "lr": 5e-4, "weight_decay": 0.05, "max_epochs": 50, "patience": 10, "monitor": "val_loss"}
 
 
 def test_same_patient_split_as_rsna_cls(layout):

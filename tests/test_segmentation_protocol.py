@@ -253,6 +253,21 @@ def test_end_to_end_generic_encoder_and_cache(blob_splits, tmp_path):
     assert all(0.0 <= value <= 1.0 for value in first.metrics.values())
 
 
+def test_outputs_reproduce_the_metrics(blob_splits, tmp_path):
+    result = run(_inputs(TinyCNN(), blob_splits, tmp_path / "cache", tmp_path / "w", max_epochs=3))
+    out, test = result.outputs, blob_splits.test
+    assert str(out["kind"]) == "segmentation"
+    assert out["sample_id"].tolist() == out["patient_id"].tolist() == test["sample_id"].tolist()
+    truth_empty = np.array([not BLOB_TASK.load_mask(row).any() for _, row in test.iterrows()])
+    assert out["truth_empty"].tolist() == truth_empty.tolist() and truth_empty.any() and not truth_empty.all()
+    assert out["dice"].dtype == np.float64
+    # the empty-mask rule: an image without a finding scores 1 exactly when nothing is predicted
+    assert out["dice"][truth_empty].tolist() == out["pred_empty"][truth_empty].astype(float).tolist()
+    assert result.metrics["dice"] == pytest.approx(out["dice"].mean(), abs=1e-12)
+    assert result.metrics["dice_positive"] == pytest.approx(out["dice"][~truth_empty].mean(), abs=1e-12)
+    assert result.metrics["empty_correct"] == pytest.approx(out["pred_empty"][truth_empty].mean(), abs=1e-12)
+
+
 def test_augmented_run_uses_no_cache(blob_splits, tmp_path):
     result = run(_inputs(TinyCNN(), blob_splits, tmp_path / "cache", tmp_path / "w", augment=True, max_epochs=1))
     assert not result.details["feature_cache"] and result.details["augmentation"] != "none"

@@ -6,10 +6,20 @@ Implementations are imported when a run needs them, so listing plugins does not 
 from __future__ import annotations
 
 from medvlp_bench.hookspecs import hookimpl
-from medvlp_bench.specs import ProtocolInputs, ProtocolResult, ProtocolSpec
+from medvlp_bench.specs import OptionSpec, ProtocolInputs, ProtocolResult, ProtocolSpec
 
-#: the linear probe's options (the keys of ``linear_probe.DEFAULT_HPARAMS``, named here so listing stays light)
-LINEAR_PROBE_OPTIONS = ("lr", "weight_decay", "batch_size", "max_epochs", "patience")
+#: the linear probe's options, with the reference protocol's defaults (MGCA paper and code release)
+LINEAR_PROBE_OPTIONS = (
+    OptionSpec("lr", 5e-4, "AdamW learning rate of the linear head", float),
+    OptionSpec("weight_decay", 1e-6, "AdamW weight decay", float),
+    OptionSpec("batch_size", 48, "training batch size (cached features)", int),
+    OptionSpec("max_epochs", 50, "most training epochs", int),
+    OptionSpec("patience", 10, "epochs without a lower validation loss before training stops", int),
+)
+
+#: the target kinds the linear probe takes and the metric names it returns (multilabel adds ``auroc_<label>``)
+LINEAR_PROBE_TARGETS = ("binary", "multilabel", "multiclass")
+LINEAR_PROBE_METRICS = ("auroc", "accuracy", "accuracy_macro")
 
 
 def _run_linear_probe(inputs: ProtocolInputs) -> ProtocolResult:
@@ -26,5 +36,8 @@ def medvlp_bench_protocols():
             description="Frozen encoder, linear head on cached global features (AdamW, early stopping on val loss)",
             run=_run_linear_probe,
             options=LINEAR_PROBE_OPTIONS,
+            version="2",
+            targets=LINEAR_PROBE_TARGETS,
+            metrics=LINEAR_PROBE_METRICS,
         )
     ]

@@ -6,13 +6,21 @@ Because features are cached, training uses no augmentation (as CLIP_benchmark's 
 code re-runs the encoder on random crops every epoch.
 
 Head: ``Linear(global_dim, C)``. Loss: binary cross-entropy with logits (binary, multilabel; C = number of
-labels) or cross-entropy (multiclass). Optimiser AdamW (reference: lr 5e-4, weight decay 1e-6, batch 48),
-at most ``max_epochs`` epochs, early stopping on validation loss (patience ``patience``), and the test metrics
-come from the checkpoint with the lowest validation loss.
+labels) or cross-entropy (multiclass). Optimiser AdamW, at most ``max_epochs`` epochs, early stopping on
+validation loss (patience ``patience``), and the test metrics come from the checkpoint with the lowest validation
+loss. Options (:data:`~medvlp_bench.protocols.builtin.LINEAR_PROBE_OPTIONS`, the reference's defaults): ``lr``
+5e-4, ``weight_decay`` 1e-6, ``batch_size`` 48, ``max_epochs`` 50, ``patience`` 10; the training fraction is
+``inputs.pct`` (the runner has already subsampled the training split).
 
-Metrics (torchmetrics, fractions in [0, 1]): binary -> ``auroc``; multilabel -> ``auroc`` = macro mean of the
-per-label AUROCs, plus ``auroc_<label>``; multiclass -> ``accuracy`` (micro: correct / total), plus
-``accuracy_macro``.
+Metrics (:mod:`medvlp_bench.protocols.classification_metrics`, from the test logits in float64, rank based,
+fractions in [0, 1]): binary -> ``auroc``; multilabel -> ``auroc`` = macro mean of the per-label AUROCs over the
+labels with both classes in the test split (a label left out is named in a warning and in the record's
+``details["metrics_excluded_labels"]``), plus ``auroc_<label>``; multiclass -> ``accuracy`` (correct / total),
+plus ``accuracy_macro`` (balanced accuracy).
+
+Per-sample outputs (:mod:`medvlp_bench.protocols.sample_arrays`, kind ``classification``): the test samples in
+table order with their targets and the head's raw logits (``score``, float64), from which the metrics above are
+computed.
 """
 
 from __future__ import annotations
@@ -22,22 +30,17 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
-from torchmetrics.functional.classification import (
-    binary_auroc,
-    multiclass_accuracy,
-    multilabel_auroc,
-)
 
 from medvlp_bench.data.image_cache import prepare_images, prepared_side
-from medvlp_bench.lightning_logging import quiet_lightning
+from medvlp_bench.protocols.builtin import LINEAR_PROBE_OPTIONS
+from medvlp_bench.protocols.classification_metrics import ClassificationScores, classification_metrics
 from medvlp_bench.protocols.feature_cache import cached_global_features
+from medvlp_bench.protocols.head_training import HeadFitSettings, fit_head, seed_head_training
+from medvlp_bench.protocols.hparams import resolved_hparams
+from medvlp_bench.protocols.sample_arrays import classification_arrays
 from medvlp_bench.specs import ProtocolInputs, ProtocolResult, TaskSpec
-
-DEFAULT_HPARAMS = {"lr": 5e-4, "weight_decay": 1e-6, "batch_size": 48, "max_epochs": 50, "patience": 10}
-
 
 class LinearHead(L.LightningModule):
     """``Linear(in_dim, outputs)`` trained with BCE-with-logits or cross-entropy (see module docstring)."""
@@ -77,21 +80,9 @@ def targets_of(task: TaskSpec, table) -> torch.Tensor:
     return torch.tensor(table[list(task.label_names)].to_numpy(dtype=np.float32))
 
 
-def score(task: TaskSpec, logits: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
-    """Metrics of a task from logits and targets (see module docstring)."""
-    if task.target == "multiclass":
-        classes = len(task.label_names)
-        return {
-            "accuracy": float(multiclass_accuracy(logits, targets, num_classes=classes, average="micro")),
-            "accuracy_macro": float(multiclass_accuracy(logits, targets, num_classes=classes, average="macro")),
-        }
-    integer_targets = targets.long()
-    if task.target == "binary":
-        return {"auroc": float(binary_auroc(logits[:, 0], integer_targets[:, 0]))}
-    per_label = multilabel_auroc(logits, integer_targets, num_labels=len(task.label_names), average="none")
-    metrics = {"auroc": float(per_label.mean())}
-    metrics.update({f"auroc_{name}": float(value) for name, value in zip(task.label_names, per_label)})
-    return metrics
+def score(task: TaskSpec, logits: torch.Tensor, targets: torch.Tensor) -> ClassificationScores:
+    """Metrics of a task from test logits and targets (see module docstring)."""
+    return classification_metrics(task.target, task.label_names, logits.double().numpy(), targets.numpy())
 
 
 def _features(inputs: ProtocolInputs, split: str, table) -> np.ndarray:
@@ -109,45 +100,40 @@ def _loader(features: np.ndarray, targets: torch.Tensor, batch_size: int, shuffl
 
 def run_linear_probe(inputs: ProtocolInputs) -> ProtocolResult:
     """Train and test a linear probe for ``inputs.task`` (see module docstring)."""
-    task, hp = inputs.task, {**DEFAULT_HPARAMS, **inputs.task.hparams, **inputs.hparams}
+    task, hp = inputs.task, resolved_hparams(LINEAR_PROBE_OPTIONS, inputs, protocol="linear_probe")
     features = {split: _features(inputs, split, table) for split, table in inputs.splits.items()}
     targets = {split: targets_of(task, table) for split, table in inputs.splits.items()}
-    L.seed_everything(inputs.seed, workers=True, verbose=False)
+    seed_head_training(inputs.seed)
     outputs = len(task.label_names)
     head = LinearHead(features["train"].shape[1], outputs, task.target == "multiclass", hp["lr"], hp["weight_decay"])
-    checkpoint = ModelCheckpoint(dirpath=Path(inputs.work_dir) / "checkpoints", monitor="val_loss", mode="min")
-    stopper = EarlyStopping(monitor="val_loss", mode="min", patience=hp["patience"])
-    quiet_lightning()
-    trainer = L.Trainer(
-        max_epochs=hp["max_epochs"],
-        callbacks=[checkpoint, stopper],
-        default_root_dir=inputs.work_dir,
-        logger=L.pytorch.loggers.CSVLogger(inputs.work_dir, name="linear_probe"),
-        enable_model_summary=False,
-        enable_progress_bar=False,
-        deterministic=True,
-        devices=1,
-        log_every_n_steps=1,
-    )
+    settings = HeadFitSettings(name="linear_probe", monitor="val_loss", mode="min", max_epochs=hp["max_epochs"],
+                               patience=hp["patience"], work_dir=Path(inputs.work_dir),
+                               label=f"{task.name} linear head", shown=("val_loss",))
     batch = hp["batch_size"]
-    trainer.fit(
+    fitted = fit_head(
         head,
         _loader(features["train"], targets["train"], batch, shuffle=True),
         _loader(features["val"], targets["val"], batch, shuffle=False),
+        settings,
     )
-    predictions = trainer.predict(
-        head, _loader(features["test"], targets["test"], batch, shuffle=False), ckpt_path=checkpoint.best_model_path
+    predictions = fitted.trainer.predict(
+        head, _loader(features["test"], targets["test"], batch, shuffle=False), ckpt_path=fitted.best_path
     )
-    metrics = score(task, torch.cat(predictions), targets["test"])
+    logits = torch.cat(predictions)
+    scores = score(task, logits, targets["test"])
     return ProtocolResult(
-        metrics=metrics,
+        metrics=scores.metrics,
         n_train=len(inputs.splits.train),
         n_val=len(inputs.splits.val),
         n_test=len(inputs.splits.test),
         details={
             "hparams": hp,
-            "epochs_trained": trainer.current_epoch,
-            "best_val_loss": float(checkpoint.best_model_score),
+            "epochs_trained": fitted.epochs_trained,
+            "best_val_loss": fitted.best_score,
+            "head_training": fitted.describe(),
             "feature_dim": int(features["train"].shape[1]),
+            "metrics_excluded_labels": scores.excluded,
         },
+        outputs=classification_arrays(task.target, task.label_names, inputs.splits.test, logits.double().numpy(),
+                                      targets["test"].numpy()),
     )

@@ -21,6 +21,11 @@ Label policy (labels Atelectasis, Cardiomegaly, Consolidation, Edema, Pleural Ef
 0 -> 0, blank -> 0; uncertain (-1) -> 1 for Atelectasis, Edema and Pleural Effusion (U-Ones) and -> 0 for
 Cardiomegaly and Consolidation (U-Zeros). Frontal images only. ``sample_id`` is the CSV's Path string; rows
 repeating a Path with identical values are read once, with different values they are a DataError.
+``patient_id`` is the Path's ``patientNNNNN`` folder (the first component starting with ``patient``; the Path
+itself if it has none): a patient's studies and views share it.
+
+Sample table columns: ``sample_id``, ``patient_id``, ``image_path``, ``source_file``, ``source_row``, then the five
+labels (float 0/1).
 
 Split rule: test = the frontal rows of the official valid.csv (202 images). val = n_val frontal train.csv rows,
 n_val = min(5000, max(1, floor(n / 10))) of the n frontal train rows (5,000 for the full data; 10 % for scaled-down
@@ -84,8 +89,6 @@ SPLIT_RULE = (
     "test = frontal rows of valid.csv; val = first min(5000, max(1, n//10)) Paths of medvlp_bench "
     "partition(sorted frontal train.csv Paths, seed=42); train = the other frontal train.csv rows"
 )
-#: linear-probe defaults of the reference protocol (mgca-reference.md section 3)
-LINEAR_PROBE_HPARAMS = {"lr": 5e-4, "weight_decay": 1e-6, "batch_size": 48, "max_epochs": 50, "patience": 10}
 #: stands for a blank observation when rows are compared
 BLANK = -9.0
 
@@ -162,12 +165,19 @@ def _image_path(value: str, root: str) -> str:
     return os.path.join(root, *_relative_parts(value))
 
 
+def patient_of(value: str) -> str:
+    """The patient of a CSV Path value: its first component starting with ``patient``, else the value itself."""
+    return next((part for part in _relative_parts(value) if part.startswith("patient")), value)
+
+
 def _observation_table(frame: pd.DataFrame, folder: Path, file: str) -> pd.DataFrame:
-    """Valid rows, one per Path: SAMPLE_COLUMNS, ``frontal`` (bool) and the raw observation values."""
+    """Valid rows, one per Path: SAMPLE_COLUMNS, ``patient_id``, ``frontal`` (bool) and the raw observation
+    values."""
     frame = frame.drop_duplicates("Path", keep="first")
     root = os.path.abspath(folder)
     table = pd.DataFrame({
         "sample_id": frame["Path"].to_numpy(dtype=object),
+        "patient_id": [patient_of(value) for value in frame["Path"]],
         "image_path": [_image_path(value, root) for value in frame["Path"]],
         "source_file": file,
         "source_row": frame["source_row"].to_numpy(dtype=np.int64),
@@ -188,8 +198,9 @@ def apply_label_policy(raw: pd.DataFrame) -> pd.DataFrame:
 
 
 def _task_table(observations: pd.DataFrame) -> pd.DataFrame:
-    """SAMPLE_COLUMNS and the five policy-applied targets, sorted by sample_id."""
-    table = pd.concat([observations[list(SAMPLE_COLUMNS)], apply_label_policy(observations)], axis=1)
+    """SAMPLE_COLUMNS, ``patient_id`` and the five policy-applied targets, sorted by sample_id."""
+    columns = [SAMPLE_COLUMNS[0], "patient_id", *SAMPLE_COLUMNS[1:]]
+    table = pd.concat([observations[columns], apply_label_policy(observations)], axis=1)
     return table.sort_values("sample_id").reset_index(drop=True)
 
 
@@ -328,6 +339,5 @@ def medvlp_bench_tasks():
             target="multilabel",
             primary_metric="auroc",
             split_rule=SPLIT_RULE,
-            hparams=dict(LINEAR_PROBE_HPARAMS),
         )
     ]

@@ -25,7 +25,8 @@ Split rule: test = the official test list. The train list is partitioned 80 / 20
 val is drawn per image, so a patient may have images in both train and val (val only steers early stopping).
 
 Sample table columns: ``sample_id`` (``train/{filename}`` or ``test/{filename}``), ``image_path``,
-``source_file`` (the list), ``source_row`` (its 1-based line), ``label`` (int), ``patient_id``, ``source``.
+``source_file`` (the list), ``source_row`` (its 1-based line), ``label`` (int), ``patient_id`` (the list's
+patient id field, as written; a patient's images share it), ``source``.
 """
 
 from __future__ import annotations
@@ -62,8 +63,6 @@ SPLIT_RULE = (
     "test = test_COVIDx9A.txt; train_COVIDx9A.txt partitioned 80/20 into train/val by medvlp_bench "
     "partition(sorted 'train/{filename}' ids, seed=0); sizes floor(0.8n), remainder"
 )
-#: linear-probe defaults of the reference protocol (mgca-reference.md section 3)
-LINEAR_PROBE_HPARAMS = {"lr": 5e-4, "weight_decay": 1e-6, "batch_size": 48, "max_epochs": 50, "patience": 10}
 
 
 def _line_problem(fields: list[str]) -> str | None:
@@ -207,6 +206,5 @@ def medvlp_bench_tasks():
             target="multiclass",
             primary_metric="accuracy",
             split_rule=SPLIT_RULE,
-            hparams=dict(LINEAR_PROBE_HPARAMS),
         )
     ]

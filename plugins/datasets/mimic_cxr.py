@@ -19,7 +19,8 @@ Raw layout (each CSV may also be gzipped, ``.csv.gz``)::
         files/p{subject_id[:2]}/p{subject_id}/s{study_id}.txt          (report: FINDINGS:, IMPRESSION:, ...)
 
 No downstream task reads it; it is the pretraining corpus (``mimic_cxr_corpus``: frontal views, report text
-rules, the official ``split`` column). :func:`check` validates the three CSVs (presence, header, ids, split
+rules, the official ``split`` column). Corpus table columns: ``sample_id`` (dicom_id), ``patient_id``
+(subject_id: a patient's studies and images share it), ``image_path``, ``source_file``, ``source_row``, ``text``. :func:`check` validates the three CSVs (presence, header, ids, split
 values) and, for SAMPLE_ROWS metadata rows spread evenly over the file, that the JPEG and the study's report
 exist; the first DECODE_SAMPLE of those JPEGs are decoded.
 """

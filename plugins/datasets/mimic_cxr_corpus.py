@@ -76,6 +76,7 @@ def load_corpus(folder: Path) -> SplitTables:
         texts[study] = report_text_for_training(report.read_text(errors="replace"))
     table = pd.DataFrame({
         "sample_id": rows["dicom_id"].to_numpy(),
+        "patient_id": rows["subject_id"].to_numpy(),
         "image_path": images.to_numpy(),
         "source_file": metadata_file,
         "source_row": rows["source_row"].to_numpy(),

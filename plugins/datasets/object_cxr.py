@@ -31,8 +31,9 @@ Split rule: test = dev.csv (1,000 images). train.csv is partitioned 80 / 20 into
 ``partition(sorted "train/{image_name}" ids, seed=0)``: sizes floor(0.8 n) and the remainder (6,400 / 1,600 for
 the 8,000 training images, as reported).
 
-Sample table columns: ``sample_id`` (``train/{image_name}`` or ``dev/{image_name}``), ``image_path``,
-``source_file`` (the CSV), ``source_row``, ``boxes``, ``height``, ``width`` (int pixels); sorted by sample_id.
+Sample table columns: ``sample_id`` (``train/{image_name}`` or ``dev/{image_name}``), ``patient_id`` (the
+sample_id again: the release names no patient), ``image_path``, ``source_file`` (the CSV), ``source_row``,
+``boxes``, ``height``, ``width`` (int pixels); sorted by sample_id.
 """
 
 from __future__ import annotations
@@ -76,11 +77,6 @@ SPLIT_RULE = (
     "test = dev.csv; train.csv partitioned 80/20 into train/val by medvlp_bench partition(sorted "
     "'train/{image_name}' ids, seed=0); sizes floor(0.8n), remainder"
 )
-#: detection defaults of the reference protocol (mgca-reference.md section 3)
-DETECTION_HPARAMS = {
-    "lr": 5e-4, "lr_at_1pct": 2e-4, "weight_decay": 1e-6, "batch_size": 16, "batch_size_at_1pct": 8,
-    "max_epochs": 50, "patience": 10, "head_width": "auto",
-}
 
 
 def parse_object(text: str) -> list[float]:
@@ -167,12 +163,14 @@ def _parse_rows(frame: pd.DataFrame, file: str) -> tuple[pd.DataFrame, list[Data
 
 
 def _sample_table(rows: pd.DataFrame, folder: Path, csv_name: str) -> pd.DataFrame:
-    """SAMPLE_COLUMNS and ``boxes`` of the parsed rows of one CSV, sorted by sample_id."""
+    """SAMPLE_COLUMNS, ``patient_id`` (= sample_id) and ``boxes`` of the parsed rows of one CSV, sorted by
+    sample_id."""
     images = IMAGE_FOLDERS[csv_name]
     root = os.path.join(os.path.abspath(folder), images)
     rows = rows.sort_values("image_name")
     return pd.DataFrame({
         "sample_id": [f"{images}/{name}" for name in rows["image_name"]],
+        "patient_id": [f"{images}/{name}" for name in rows["image_name"]],
         "image_path": [os.path.join(root, name) for name in rows["image_name"]],
         "source_file": str(Path(folder) / csv_name),
         "source_row": rows["source_row"].to_numpy(dtype=np.int64),
@@ -286,6 +284,5 @@ def medvlp_bench_tasks():
             target="boxes",
             primary_metric="map",
             split_rule=SPLIT_RULE,
-            hparams=dict(DETECTION_HPARAMS),
         )
     ]

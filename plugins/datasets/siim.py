@@ -37,8 +37,9 @@ Split rule: ImageIds are partitioned 70 / 15 / 15 into train / val / test by ``p
 balanced as in the reference: all its positive images plus as many negatives, the first ones of
 ``partition(its negative ImageIds, seed=0)`` (all negatives if there are fewer). val and test stay unbalanced.
 
-Sample table columns: ``sample_id`` (ImageId), ``image_path``, ``source_file`` (``train-rle.csv``), ``source_row``
-(the image's first row), ``rle`` (list of str), ``height``, ``width`` (int pixels); sorted by sample_id.
+Sample table columns: ``sample_id`` (ImageId), ``patient_id`` (ImageId again: the CSV names no patient),
+``image_path``, ``source_file`` (``train-rle.csv``), ``source_row`` (the image's first row), ``rle`` (list of
+str), ``height``, ``width`` (int pixels); sorted by sample_id.
 """
 
 from __future__ import annotations
@@ -81,9 +82,6 @@ SPLIT_RULE = (
     "floor(0.7n), floor(0.15n), remainder; train balanced: all positives + the first as many negatives of "
     "partition(its negative ImageIds, seed=0); val/test unbalanced"
 )
-#: segmentation defaults of the reference protocol (mgca-reference.md section 3)
-SEGMENTATION_HPARAMS = {"lr": 5e-4, "weight_decay": 0.05, "batch_size": 8, "max_epochs": 50, "patience": 10,
-                        "monitor": "val_loss"}
 
 
 def _read_rows(path: Path) -> pd.DataFrame:
@@ -138,13 +136,14 @@ def _duplicate_problems(found: dict[str, list[str]], image_ids) -> list[DataErro
 
 
 def _image_table(rows: pd.DataFrame, found: dict[str, list[str]], file: str) -> pd.DataFrame:
-    """One row per ImageId (sorted): SAMPLE_COLUMNS and ``rle``; ``image_path`` is "" unless exactly one DICOM
+    """One row per ImageId (sorted): SAMPLE_COLUMNS, ``patient_id`` and ``rle``; ``image_path`` is "" unless exactly one DICOM
     was found."""
     summary = rows.groupby("ImageId", sort=True)["source_row"].min()
     rle = rows[rows["EncodedPixels"] != EMPTY].groupby("ImageId")["EncodedPixels"].agg(list)
     paths = [found.get(image_id, []) for image_id in summary.index]
     return pd.DataFrame({
         "sample_id": summary.index.astype(str),
+        "patient_id": summary.index.astype(str),
         "image_path": [candidates[0] if len(candidates) == 1 else "" for candidates in paths],
         "source_file": file,
         "source_row": summary.to_numpy(dtype=np.int64),
@@ -289,7 +288,6 @@ def medvlp_bench_tasks():
             target="mask",
             primary_metric="dice",
             split_rule=SPLIT_RULE,
-            hparams=dict(SEGMENTATION_HPARAMS),
             load_mask=load_mask,
         )
     ]

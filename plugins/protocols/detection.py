@@ -1,4 +1,5 @@
-"""Detection protocol ("detection"): a YOLOv3 head on the frozen encoder's multi-scale maps (reference section 3).
+"""Detection protocol ("detection"): a YOLOv3 head on the frozen encoder's multi-scale maps, as the MGCA paper
+(Wang et al., NeurIPS 2022) and its code release (github.com/HKU-MedAI/MGCA) evaluate detection.
 
 Input: each split's images prepared once (``prepare_images`` at ``side = encoder.input_size``: resized so the longer
 side is ``side``, zero-padded to a square, no augmentation, no crop). Boxes ``[x, y, w, h]`` in original pixels
@@ -12,7 +13,7 @@ by resampling (stride 8 = 2x nearest upsample, 16 as is, 32 = 2x2 average pool; 
 The encoder is frozen in eval mode (BatchNorm statistics frozen, ``frozen_bn=True``) and its maps are cached
 once as float16 (``cached_feature_maps``), so training the head costs no encoder forward after the first pass.
 
-Options (``hparams``): ``use_cache=False`` runs the frozen encoder on every batch instead (same model, no disk;
+Options (:data:`DETECTION_OPTIONS`, resolved by :func:`medvlp_bench.api.resolved_hparams`): ``use_cache=False`` runs the frozen encoder on every batch instead (same model, no disk;
 float32 maps); ``reference_bn_drift=True`` reproduces the reference: the backbone's BatchNorm layers stay in train
 mode while the head trains (batch statistics; running statistics drift), so features change with every batch and
 cannot be cached; the encoder is computed on the fly (on a copy: the caller's encoder is unchanged) and
@@ -27,13 +28,22 @@ Head, loss, decoding: :mod:`yolo_head` (COCO anchors scaled by input_size / 416,
 coordinate weight 2.5, no-object weight 0.5; NMS 0.5). Predictions scored >= ``conf_threshold`` (0.05) are kept
 for the metrics, so mAP sees the whole precision-recall curve; the reference's confidence threshold (0.5,
 ``reference_conf_threshold``) applies to ``map_reference`` only. Training: AdamW (lr 5e-4, weight decay
-1e-6, batch 16; at ``pct <= 0.01``, ``lr_at_1pct`` 2e-4 and ``batch_size_at_1pct`` 8), at most 50 epochs, early
+1e-6, batch 16; when the training fraction ``inputs.pct <= 0.01``, ``lr_at_1pct`` 2e-4 and ``batch_size_at_1pct`` 8
+replace them), at most 50 epochs, early
 stopping on validation ``map`` (patience 10), test with the best checkpoint (:mod:`yolo_detector`).
 
-Metrics (:mod:`detection_metrics`), computed in the prepared image's pixels (IoU, hence mAP, is unchanged by the
+Metrics (:mod:`detection_metrics`), computed from the per-sample outputs below, in original image pixels
+(validation, which only selects the checkpoint, scores in prepared pixels: IoU, hence mAP, is unchanged by the
 letterbox's uniform scaling and translation): ``map`` (primary: COCO mAP over IoU 0.40:0.05:0.75 on all test
-images), ``map_reference`` (the reference's variant: predictions scored >= 0.5, only images with >= 1 such prediction
-and >= 1 box), ``map_50``.
+images), ``map_reference`` (the reference's variant: predictions scored >= 0.5, only images with >= 1 such
+prediction and >= 1 box), ``map_50``.
+
+Per-sample outputs (kind ``detection``; test split in table order): ``sample_id``, ``patient_id``;
+``pred_boxes`` (M, 4) float64 x1, y1, x2, y2 in original image pixels (the letterbox undone:
+``x = (x' - left) / scale``, ``y = (y' - top) / scale``; predictions are clipped to the letterboxed square only,
+so one reaching into the padding extends past the original image and keeps its IoU), ``pred_scores`` (M,), ``pred_index`` (M,) int64 row of ``sample_id``; ``true_boxes`` (K, 4) the table's boxes
+as x1, y1, x2, y2, ``true_index`` (K,); ``iou_thresholds`` (T,); ``score_threshold`` (0-d, ``conf_threshold``:
+predictions scored below it were dropped before NMS and never reach the outputs).
 """
 
 from __future__ import annotations
@@ -52,42 +62,58 @@ from medvlp_bench.api import (
     ProtocolInputs,
     ProtocolResult,
     ProtocolSpec,
+    OptionSpec,
     hookimpl,
+    identity_arrays,
     letterbox_geometry,
     prepare_images,
     prepared_sizes,
+    resolved_hparams,
+    seed_head_training,
+)
+from medvlp_bench_plugins.protocols.detection_metrics import (
+    IOU_THRESHOLDS,
+    METRIC_DEFINITIONS,
+    REFERENCE_SCORE_THRESHOLD,
+    detection_scores,
 )
 from medvlp_bench_plugins.protocols.feature_map_cache import cached_feature_maps, level_sources
 
-DEFAULT_HPARAMS = {
-    "lr": 5e-4,
-    "weight_decay": 1e-6,
-    "batch_size": 16,
-    "max_epochs": 50,
-    "patience": 10,
-    "lr_at_1pct": 2e-4,
-    "batch_size_at_1pct": 8,
-    "head_width": "auto",
-    "ignore_threshold": 0.5,
-    "coord_weight": 2.5,
-    "noobj_weight": 0.5,
-    "conf_threshold": 0.05,
-    "reference_conf_threshold": 0.5,  # detection_metrics.REFERENCE_SCORE_THRESHOLD (not imported: torchmetrics)
-    "nms_threshold": 0.5,
-    "use_cache": True,
-    "reference_bn_drift": False,
-}
+#: the detection protocol's options, with the reference protocol's defaults
+DETECTION_OPTIONS = (
+    OptionSpec("lr", 5e-4, "AdamW learning rate of the head", float),
+    OptionSpec("weight_decay", 1e-6, "AdamW weight decay", float),
+    OptionSpec("batch_size", 16, "training batch size", int),
+    OptionSpec("max_epochs", 50, "most training epochs", int),
+    OptionSpec("patience", 10, "epochs without a higher validation map before training stops", int),
+    OptionSpec("lr_at_1pct", 2e-4, "learning rate when the training fraction is at most 0.01", float),
+    OptionSpec("batch_size_at_1pct", 8, "batch size when the training fraction is at most 0.01", int),
+    OptionSpec("head_width", "auto", "YOLOv3 tower width: 'auto' (a quarter of the deepest level's channels) or "
+               "a positive integer", (str, int)),
+    OptionSpec("ignore_threshold", 0.5, "IoU with a true box above which a non-assigned anchor is not penalised "
+               "as background", float),
+    OptionSpec("coord_weight", 2.5, "weight of the box-coordinate loss", float),
+    OptionSpec("noobj_weight", 0.5, "weight of the no-object confidence loss", float),
+    OptionSpec("conf_threshold", 0.05, "predictions scored below it are dropped before NMS and the metrics", float),
+    OptionSpec("reference_conf_threshold", REFERENCE_SCORE_THRESHOLD, "score threshold of map_reference", float),
+    OptionSpec("nms_threshold", 0.5, "IoU above which NMS suppresses the lower-scored box", float),
+    OptionSpec("use_cache", True, "cache the frozen encoder's maps once (False: run the encoder every batch)",
+               bool),
+    OptionSpec("reference_bn_drift", False, "the reference's BatchNorm layers in train mode while the head "
+               "trains (implies no cache)", bool),
+)
+#: the training fraction at or below which ``lr_at_1pct`` and ``batch_size_at_1pct`` apply
+ONE_PERCENT = 0.01
 #: YOLOv3's strides, used when the encoder has fewer than three maps
 YOLO_STRIDES = (8, 16, 32)
 
 
-def resolve_hparams(task_hparams: Mapping[str, Any], run_hparams: Mapping[str, Any]) -> dict[str, Any]:
-    """Defaults < task < run; at ``pct <= 0.01`` (``hparams["pct"]``) ``lr_at_1pct`` and ``batch_size_at_1pct``
+def at_training_fraction(hparams: Mapping[str, Any], pct: float) -> dict[str, Any]:
+    """``hparams`` for a training fraction ``pct``: at ``pct <= 0.01`` ``lr_at_1pct`` and ``batch_size_at_1pct``
     replace ``lr`` and ``batch_size``."""
-    hp = {**DEFAULT_HPARAMS, **task_hparams, **run_hparams}
-    if hp.get("pct") is not None and float(hp["pct"]) <= 0.01:
-        hp["lr"] = hp.get("lr_at_1pct", hp["lr"])
-        hp["batch_size"] = hp.get("batch_size_at_1pct", hp["batch_size"])
+    hp = dict(hparams)
+    if pct <= ONE_PERCENT:
+        hp["lr"], hp["batch_size"] = hp["lr_at_1pct"], hp["batch_size_at_1pct"]
     return hp
 
 
@@ -124,34 +150,69 @@ def prepared_boxes(table: pd.DataFrame, sizes: np.ndarray, side: int) -> tuple[n
     return out, valid
 
 
+def original_boxes(boxes: np.ndarray, index: np.ndarray, sizes: np.ndarray, side: int) -> np.ndarray:
+    """(M, 4) xyxy boxes in the prepared pixels of images ``index`` (original (height, width) in ``sizes``) ->
+    original pixels: ``x = (x' - left) / scale``, ``y = (y' - top) / scale`` (module docstring)."""
+    geometry = np.array([letterbox_geometry(int(height), int(width), side) for height, width in sizes],
+                        dtype=np.float64).reshape(-1, 3)
+    scale, top, left = (geometry[index, column][:, None] for column in range(3))
+    offset = np.concatenate([left, top, left, top], axis=1)
+    return (np.asarray(boxes, dtype=np.float64).reshape(-1, 4) - offset) / scale
+
+
+def table_boxes(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The rows' ``boxes`` ([x, y, w, h], original px) as (K, 4) float64 x1, y1, x2, y2 and their (K,) row index."""
+    rows = [np.asarray(boxes, dtype=np.float64).reshape(-1, 4) for boxes in table["boxes"]]
+    xywh = np.concatenate([np.zeros((0, 4)), *rows])
+    index = np.repeat(np.arange(len(rows), dtype=np.int64), [len(boxes) for boxes in rows])
+    return np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1), index
+
+
 def _split_data(inputs: ProtocolInputs, split: str, table: pd.DataFrame, levels, use_cache: bool):
-    """(arrays for DetectionSamples, boxes, valid) of one split: cached maps, or the prepared images."""
+    """(arrays for DetectionSamples, boxes, valid, original sizes) of one split: cached maps, or the prepared
+    images."""
     encoder, side = inputs.encoder, inputs.encoder.input_size
     label = f"{inputs.task.dataset} {split}"
     image_root = Path(inputs.cache_dir) / "images"
     images, image_key = prepare_images(table, side, image_root, label=label)
-    boxes, valid = prepared_boxes(table, prepared_sizes(image_key, image_root), side)
+    sizes = prepared_sizes(image_key, image_root)
+    boxes, valid = prepared_boxes(table, sizes, side)
     if not use_cache:
-        return [images], boxes, valid
+        return [images], boxes, valid, sizes
     maps = cached_feature_maps(
         encoder, inputs.encoder_key, images, image_key, Path(inputs.cache_dir) / "feature_maps",
         levels=levels, label=label,
     )
-    return maps, boxes, valid
+    return maps, boxes, valid, sizes
+
+
+def per_sample_outputs(table: pd.DataFrame, predictions: Mapping[str, Any], sizes: np.ndarray, side: int,
+                 iou_thresholds, score_threshold: float) -> dict[str, np.ndarray]:
+    """The per-sample outputs (module docstring) from the test predictions in prepared pixels."""
+    if predictions["n_images"] != len(table):
+        raise MedvlpError(f"{predictions['n_images']} test images predicted for {len(table)} test samples")
+    true_boxes, true_index = table_boxes(table)
+    return {
+        **identity_arrays("detection", table),
+        "pred_boxes": original_boxes(predictions["pred_boxes"], predictions["pred_index"], sizes, side),
+        "pred_scores": np.asarray(predictions["pred_scores"], dtype=np.float64),
+        "pred_index": np.asarray(predictions["pred_index"], dtype=np.int64),
+        "true_boxes": true_boxes,
+        "true_index": true_index,
+        "iou_thresholds": np.asarray(iou_thresholds, dtype=np.float64),
+        "score_threshold": np.array(float(score_threshold)),
+    }
 
 
 def run(inputs: ProtocolInputs) -> ProtocolResult:
     """Train and test the YOLOv3 head for ``inputs.task`` (see module docstring)."""
-    import lightning as L
-
-    from medvlp_bench_plugins.protocols.detection_metrics import IOU_THRESHOLDS, METRIC_DEFINITIONS
     from medvlp_bench_plugins.protocols.yolo_detector import DetectionSamples, HeadSettings, YoloDetector, fit_and_test
     from medvlp_bench_plugins.protocols.yolo_head import yolo_anchors
 
     task, encoder = inputs.task, inputs.encoder
     if task.target != "boxes":
         raise DataError(f"task {task.name} has target {task.target!r}; the detection protocol needs 'boxes'")
-    hp = resolve_hparams(task.hparams, inputs.hparams)
+    hp = at_training_fraction(resolved_hparams(DETECTION_OPTIONS, inputs, protocol="detection"), inputs.pct)
     bn_drift = bool(hp["reference_bn_drift"])
     use_cache = bool(hp["use_cache"]) and not bn_drift
     levels = detection_levels(encoder)
@@ -159,7 +220,7 @@ def run(inputs: ProtocolInputs) -> ProtocolResult:
     for split in ("val", "test"):
         if not prepared[split][2].any():
             raise DataError(f"the {split} split of {task.name} has no boxes: its mAP is undefined")
-    data = {split: DetectionSamples(*parts) for split, parts in prepared.items()}
+    data = {split: DetectionSamples(*parts[:3]) for split, parts in prepared.items()}
     channels = _level_channels(encoder, levels, prepared["train"][0], use_cache)
     hp["head_width"] = head_width(hp["head_width"], channels)
     anchors = yolo_anchors(encoder.input_size)
@@ -171,15 +232,21 @@ def run(inputs: ProtocolInputs) -> ProtocolResult:
         conf_threshold=float(hp["conf_threshold"]), nms_threshold=float(hp["nms_threshold"]),
         reference_conf_threshold=float(hp["reference_conf_threshold"]),
     )
-    L.seed_everything(inputs.seed, workers=True, verbose=False)
+    seed_head_training(inputs.seed)
     on_the_fly = None if use_cache else (copy.deepcopy(encoder) if bn_drift else encoder)
     detector = YoloDetector(settings, encoder=on_the_fly, bn_drift=bn_drift)
     outcome = fit_and_test(
         detector, data, batch_size=int(hp["batch_size"]), max_epochs=int(hp["max_epochs"]),
         patience=int(hp["patience"]), work_dir=Path(inputs.work_dir), label=f"{task.name} head",
     )
+    outputs = per_sample_outputs(inputs.splits.test, outcome.test_arrays, prepared["test"][3], encoder.input_size,
+                           IOU_THRESHOLDS, hp["conf_threshold"])
+    metrics = detection_scores(
+        outputs["pred_boxes"], outputs["pred_scores"], outputs["pred_index"], outputs["true_boxes"],
+        outputs["true_index"], len(inputs.splits.test), float(hp["reference_conf_threshold"]), IOU_THRESHOLDS,
+    )
     return ProtocolResult(
-        metrics=outcome.test_scores,
+        metrics=metrics,
         n_train=len(inputs.splits.train),
         n_val=len(inputs.splits.val),
         n_test=len(inputs.splits.test),
@@ -187,15 +254,18 @@ def run(inputs: ProtocolInputs) -> ProtocolResult:
             "hparams": hp,
             "epochs_trained": outcome.epochs_trained,
             "best_val_map": outcome.best_val_map,
+            "head_training": outcome.head_training,
             "frozen_bn": not bn_drift,
             "feature_cache": use_cache,
             "levels": list(levels),
             "level_channels": list(channels),
             "anchors": anchors.tolist(),
             "iou_thresholds": list(IOU_THRESHOLDS),
-            "box_space": f"letterboxed {encoder.input_size} px input (IoU-equivalent to original pixels)",
+            "box_space": "test metrics and outputs in original image pixels; validation in the letterboxed "
+                         f"{encoder.input_size} px input (IoU-equivalent)",
             "metric_definitions": dict(METRIC_DEFINITIONS),
         },
+        outputs=outputs,
     )
 
 
@@ -213,6 +283,9 @@ def medvlp_bench_protocols():
             name="detection",
             description="Frozen encoder maps (cached) -> YOLOv3 head; mAP over IoU 0.40:0.05:0.75 (+ reference's)",
             run=run,
-            options=tuple(DEFAULT_HPARAMS),
+            options=DETECTION_OPTIONS,
+            version="2",
+            targets=("boxes",),
+            metrics=("map", "map_reference", "map_50"),
         )
     ]

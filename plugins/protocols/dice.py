@@ -35,11 +35,11 @@ DEFINITIONS = {
 
 
 def image_dice(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-image Dice with the empty-mask rule: (B, ...) bool masks -> (B,) float scores in [0, 1]."""
+    """Per-image Dice with the empty-mask rule: (B, ...) bool masks -> (B,) float64 scores in [0, 1]."""
     predicted, target = predicted.flatten(1), target.flatten(1)
-    overlap = (predicted & target).sum(1).float()
-    predicted_size, target_size = predicted.sum(1).float(), target.sum(1).float()
-    empty_rule = (predicted_size == 0).float()
+    overlap = (predicted & target).sum(1).double()
+    predicted_size, target_size = predicted.sum(1).double(), target.sum(1).double()
+    empty_rule = (predicted_size == 0).double()
     overlap_rule = 2 * overlap / (predicted_size + target_size).clamp_min(1)
     return torch.where(target_size > 0, overlap_rule, empty_rule)
 
@@ -76,7 +76,7 @@ class MeanImageDice(Metric):
 
     def __init__(self) -> None:
         super().__init__()
-        self.add_state("total", default=torch.tensor(0.0), dist_reduce_fx="sum")
+        self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:

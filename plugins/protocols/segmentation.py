@@ -40,6 +40,10 @@ This implementation:
   test images; primary), ``dice_positive`` (images with a finding only), ``empty_correct`` (share of images without
   a finding predicted empty), ``dice_reference_batched`` (the reference's mean of per-batch means, test batch
   size = ``batch_size``).
+* Per-sample outputs (kind ``segmentation``; test split in table order): ``sample_id``, ``patient_id``, ``dice``
+  (N,) float64 per-image Dice with the empty-mask rule, ``truth_empty`` (N,) bool, ``pred_empty`` (N,) bool (no
+  pixel with p > 0.5). Every metric above is a function of them: ``dice = mean(dice)``, ``dice_positive =
+  mean(dice[~truth_empty])``, ``empty_correct = mean(pred_empty[truth_empty])``.
 
 Heavy libraries (Lightning, segmentation-models-pytorch) are imported when a run starts, so listing plugins stays
 light.
@@ -47,39 +51,45 @@ light.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 from medvlp_bench.api import (
-    MedvlpError,
+    OptionSpec,
     ProtocolInputs,
     ProtocolResult,
     ProtocolSpec,
-    epoch_progress,
+    HeadFitSettings,
+    fit_head,
     hookimpl,
-    quiet_lightning,
+    identity_arrays,
+    resolved_hparams,
+    seed_head_training,
 )
 
-DEFAULT_HPARAMS = {
-    "lr": 5e-4,
-    "weight_decay": 0.05,
-    "batch_size": 8,
-    "max_epochs": 50,
-    "patience": 10,
-    "freeze_encoder": True,
-    "reference_bn_drift": False,
-    "augment": False,
-    "feature_cache": True,
-    "decoder": "auto",
-    "monitor": "val_loss",
-    "lr_schedule": "constant",
-    "num_workers": 0,
-}
-
-LR_SCHEDULES = ("constant", "cosine")
-
+#: decoder paths: ``auto`` picks ``unet`` for torchvision ResNets and ``generic`` otherwise
+DECODER_PATHS = ("auto", "unet", "generic", "linear")
 #: selection metric -> Lightning mode (which direction is better)
 MONITOR_MODES = {"val_loss": "min", "val_dice": "max"}
+LR_SCHEDULES = ("constant", "cosine")
+
+#: the segmentation protocol's options, with the reference protocol's defaults (SIIM's batch size)
+SEGMENTATION_OPTIONS = (
+    OptionSpec("lr", 5e-4, "AdamW learning rate of the decoder", float),
+    OptionSpec("weight_decay", 0.05, "AdamW weight decay", float),
+    OptionSpec("batch_size", 8, "training batch size (also the test batch of dice_reference_batched)", int),
+    OptionSpec("max_epochs", 50, "most training epochs", int),
+    OptionSpec("patience", 10, "epochs without a better monitored value before training stops", int),
+    OptionSpec("freeze_encoder", True, "keep the encoder's weights frozen (False: fine-tune it)", bool),
+    OptionSpec("reference_bn_drift", False, "the reference's frozen encoder with BatchNorm in train mode", bool),
+    OptionSpec("augment", False, "the reference's ShiftScaleRotate augmentation (implies no feature cache)", bool),
+    OptionSpec("feature_cache", True, "cache what the frozen encoder computes once per image", bool),
+    OptionSpec("decoder", "auto", "decoder path", str, DECODER_PATHS),
+    OptionSpec("monitor", "val_loss", "validation value that selects the checkpoint and stops training", str,
+               tuple(MONITOR_MODES)),
+    OptionSpec("lr_schedule", "constant", "constant learning rate (the reference) or cosine annealing per step",
+               str, LR_SCHEDULES),
+    OptionSpec("num_workers", 0, "data-loader worker processes", int),
+)
 
 
 def encoder_mode(hparams) -> str:
@@ -87,14 +97,6 @@ def encoder_mode(hparams) -> str:
     if not hparams["freeze_encoder"]:
         return "trainable"
     return "bn_drift" if hparams["reference_bn_drift"] else "frozen"
-
-
-def checked_choice(hparams, name: str, choices) -> str:
-    """``hparams[name]`` if it is one of ``choices``; a :class:`MedvlpError` naming the choices otherwise."""
-    value = hparams[name]
-    if value not in choices:
-        raise MedvlpError(f"segmentation: --option {name}={value!r} is not one of {', '.join(choices)}")
-    return value
 
 
 def validation_history(metrics_csv: Path) -> list[dict]:
@@ -110,25 +112,21 @@ def validation_history(metrics_csv: Path) -> list[dict]:
 
 def run(inputs: ProtocolInputs) -> ProtocolResult:
     """Train and test a segmentation decoder for ``inputs.task`` (see module docstring)."""
-    import lightning as L
     import torch
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
     from torch.utils.data import DataLoader
 
     from medvlp_bench_plugins.protocols import dice
     from medvlp_bench_plugins.protocols.segmentation_data import AUGMENTATION, bytes_per_image, split_samples
     from medvlp_bench_plugins.protocols.segmentation_losses import DESCRIPTION as LOSS
-    from medvlp_bench_plugins.protocols.segmentation_models import DECODER_PATHS, build_segmenter
+    from medvlp_bench_plugins.protocols.segmentation_models import build_segmenter
     from medvlp_bench_plugins.protocols.segmentation_module import SegmentationModule
 
     task, encoder = inputs.task, inputs.encoder
-    hp = {**DEFAULT_HPARAMS, **task.hparams, **inputs.hparams}
+    hp = resolved_hparams(SEGMENTATION_OPTIONS, inputs, protocol="segmentation")
     mode = encoder_mode(hp)
-    selection = MONITOR_MODES[checked_choice(hp, "monitor", MONITOR_MODES)]
-    checked_choice(hp, "lr_schedule", LR_SCHEDULES)
-    checked_choice(hp, "decoder", DECODER_PATHS)
+    selection = MONITOR_MODES[hp["monitor"]]
     use_cache = bool(hp["feature_cache"]) and mode == "frozen" and not hp["augment"]
-    L.seed_everything(inputs.seed, workers=True, verbose=False)
+    seed_head_training(inputs.seed)
     segmenter = build_segmenter(encoder, mode, hp["decoder"])
     samples = {
         split: split_samples(inputs, segmenter, split, table, use_cache, bool(hp["augment"]) and split == "train")
@@ -141,28 +139,14 @@ def run(inputs: ProtocolInputs) -> ProtocolResult:
 
     module = SegmentationModule(segmenter, encoder.mean, encoder.std, hp["lr"], hp["weight_decay"],
                                 hp["lr_schedule"])
-    checkpoint = ModelCheckpoint(dirpath=Path(inputs.work_dir) / "checkpoints", monitor=hp["monitor"],
-                                 mode=selection, save_weights_only=True)
-    stopper = EarlyStopping(monitor=hp["monitor"], mode=selection, patience=hp["patience"])
-    quiet_lightning()
-    warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
-    trainer = L.Trainer(
-        max_epochs=hp["max_epochs"],
-        callbacks=[checkpoint, stopper, epoch_progress(f"{inputs.task.name} decoder", "val_loss", "val_dice")],
-        default_root_dir=inputs.work_dir,
-        logger=L.pytorch.loggers.CSVLogger(inputs.work_dir, name="segmentation"),
-        enable_model_summary=False,
-        enable_progress_bar=False,
-        num_sanity_val_steps=0,
-        deterministic="warn",
-        devices=1,
-        log_every_n_steps=1,
-    )
-    module.train()
-    trainer.fit(module, loader("train"), loader("val"))
-    predictions = trainer.predict(module, loader("test"), ckpt_path=checkpoint.best_model_path)
-    scores = torch.cat([batch_scores for batch_scores, _ in predictions])
-    positive = torch.cat([batch_positive for _, batch_positive in predictions])
+    settings = HeadFitSettings(name="segmentation", monitor=hp["monitor"], mode=selection,
+                               max_epochs=hp["max_epochs"], patience=hp["patience"], work_dir=Path(inputs.work_dir),
+                               label=f"{task.name} decoder", shown=("val_loss", "val_dice"))
+    fitted = fit_head(module, loader("train"), loader("val"), settings)
+    predictions = fitted.trainer.predict(module, loader("test"), ckpt_path=fitted.best_path)
+    scores, positive, predicted = (torch.cat(parts) for parts in zip(*predictions))
+    outputs = {**identity_arrays("segmentation", inputs.splits.test), "dice": scores.double().numpy(),
+               "truth_empty": (~positive).numpy(), "pred_empty": (~predicted).numpy()}
     train_maps = samples["train"].maps
     return ProtocolResult(
         metrics=dice.summarise_dice(scores, positive, hp["batch_size"]),
@@ -171,10 +155,11 @@ def run(inputs: ProtocolInputs) -> ProtocolResult:
         n_test=len(inputs.splits.test),
         details={
             "hparams": hp,
-            "epochs_trained": trainer.current_epoch,
+            "epochs_trained": fitted.epochs_trained,
             "selected_on": f"{hp['monitor']} ({selection})",
-            "best_validation_score": float(checkpoint.best_model_score),
-            "val_history": validation_history(Path(trainer.logger.log_dir) / "metrics.csv"),
+            "best_validation_score": fitted.best_score,
+            "val_history": validation_history(fitted.metrics_csv),
+            "head_training": fitted.describe(),
             **segmenter.describe(),
             "encoder_frozen": mode != "trainable",
             "encoder_batchnorm": {"frozen": "eval (stored statistics)", "bn_drift": "train (reference drift)",
@@ -189,6 +174,7 @@ def run(inputs: ProtocolInputs) -> ProtocolResult:
             "n_test_positive": int(positive.sum()),
             "metric_definitions": dice.DEFINITIONS,
         },
+        outputs=outputs,
     )
 
 
@@ -199,6 +185,9 @@ def medvlp_bench_protocols():
             name="segmentation",
             description="U-Net (ResNets) or progressive-upsampling decoder on the encoder; reference loss; Dice",
             run=run,
-            options=tuple(DEFAULT_HPARAMS),
+            options=SEGMENTATION_OPTIONS,
+            version="2",
+            targets=("mask",),
+            metrics=("dice", "dice_positive", "empty_correct", "dice_reference_batched"),
         )
     ]

@@ -43,6 +43,7 @@ import torchvision
 from torch import nn
 
 from medvlp_bench.api import ImageEncoder
+from medvlp_bench_plugins.protocols.segmentation import DECODER_PATHS
 
 EncoderMode = Literal["frozen", "bn_drift", "trainable"]
 ENCODER_MODES = ("frozen", "bn_drift", "trainable")
@@ -302,9 +303,6 @@ class LinearSegmenter(EncoderMapsSegmenter):
             f"{self.output_size} px",
             "cached_maps": f"every encoder map (strides {list(self.cached_strides)})",
         }
-
-
-DECODER_PATHS = ("auto", "unet", "generic", "linear")
 
 
 def build_segmenter(encoder: ImageEncoder, encoder_mode: EncoderMode, path: str = "auto") -> Segmenter:

@@ -4,7 +4,8 @@ A batch is ``(images (B, 1, S, S) uint8, masks (B, 1, S, S) float 0/1, *maps)``.
 per channel as ``(v / 255 - mean_c) / std_c`` (three identical channels); with cached ``maps`` the logits come from
 ``segmenter.decode(maps, x)``, otherwise from ``segmenter(x)``. Loss: :func:`segmentation_loss`. Validation logs
 ``val_loss`` and ``val_dice`` (mean per-image Dice, :class:`MeanImageDice`); ``predict_step`` returns, on the CPU,
-per-image Dice scores (B,) and ground-truth non-emptiness flags (B,) bool. Optimiser: AdamW over the trainable
+per-image Dice scores (B,) float64, ground-truth non-emptiness flags (B,) bool and predicted non-emptiness flags
+(B,) bool (any pixel with p > 0.5). Optimiser: AdamW over the trainable
 parameters; ``lr_schedule`` ``constant`` keeps the learning rate (the reference), ``cosine`` anneals it per step,
 ``lr_t = lr * (1 + cos(pi * t / T)) / 2`` over the fit's T = max_epochs x batches per epoch steps.
 """
@@ -52,8 +53,9 @@ class SegmentationModule(L.LightningModule):
         self.log("val_dice", self.val_dice, on_step=False, on_epoch=True, prog_bar=True)
 
     def predict_step(self, batch, batch_idx):
-        masks = batch[1]
-        return dice_from_logits(self.logits(batch), masks).cpu(), (masks.flatten(1).amax(1) > 0.5).cpu()
+        logits, masks = self.logits(batch), batch[1]
+        return (dice_from_logits(logits, masks).cpu(), (masks.flatten(1).amax(1) > 0.5).cpu(),
+                (logits.flatten(1) > 0).any(1).cpu())
 
     def configure_optimizers(self):
         trainable = [parameter for parameter in self.parameters() if parameter.requires_grad]

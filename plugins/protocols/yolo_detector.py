@@ -7,8 +7,9 @@ training steps like the reference code (BatchNorm normalises with batch statisti
 drift; evaluation then uses the drifted statistics). Encoder parameters never train.
 
 Optimiser AdamW on the head; at most ``max_epochs`` epochs; validation mAP (:class:`DetectionMeanAP` ``map``) each
-epoch drives checkpointing and early stopping (``patience`` epochs); the test split is scored with the best
-checkpoint.
+epoch drives checkpointing and early stopping (``patience`` epochs); the test split is predicted with the best
+checkpoint, and its predictions and true boxes (prepared pixels, the flat arrays of
+:meth:`DetectionMeanAP.arrays`, images in loader order) are returned for the protocol to score.
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ from typing import Optional, Sequence
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from torch.utils.data import DataLoader, Dataset
 
-from medvlp_bench.api import ImageEncoder, epoch_progress, quiet_lightning
+from medvlp_bench.api import HeadFitSettings, ImageEncoder, fit_head
 from medvlp_bench_plugins.protocols.detection_metrics import REFERENCE_SCORE_THRESHOLD, DetectionMeanAP
 from medvlp_bench_plugins.protocols.feature_map_cache import level_maps
 from medvlp_bench_plugins.protocols.yolo_head import YoloHead, detections, yolo_loss
@@ -87,7 +87,7 @@ class YoloDetector(L.LightningModule):
             encoder.requires_grad_(False)
         self.val_map = DetectionMeanAP(reference_score_threshold=settings.reference_conf_threshold)
         self.test_map = DetectionMeanAP(reference_score_threshold=settings.reference_conf_threshold)
-        self.test_scores: dict[str, float] = {}
+        self.test_arrays: dict[str, np.ndarray] = {}
 
     def train(self, mode: bool = True):
         """Lightning switches the whole module to train mode for training; the encoder stays in eval mode unless
@@ -140,9 +140,8 @@ class YoloDetector(L.LightningModule):
         self._update(self.test_map, batch)
 
     def on_test_epoch_end(self):
-        self.test_scores = self.test_map.compute()
+        self.test_arrays = {**self.test_map.arrays(), "n_images": self.test_map.n_images}
         self.test_map.reset()
-        self.log_dict({f"test_{name}": value for name, value in self.test_scores.items()})
 
     def configure_optimizers(self):
         s = self.settings
@@ -151,9 +150,13 @@ class YoloDetector(L.LightningModule):
 
 @dataclass(frozen=True)
 class FitOutcome:
-    test_scores: dict[str, float]
+    """``test_arrays``: the test predictions and true boxes (:meth:`DetectionMeanAP.arrays` and ``n_images``);
+    ``head_training``: the harness settings of the fit."""
+
+    test_arrays: dict
     epochs_trained: int
     best_val_map: float
+    head_training: dict
 
 
 def fit_and_test(
@@ -166,26 +169,14 @@ def fit_and_test(
     work_dir: Path,
     label: str = "detection head",
 ) -> FitOutcome:
-    """Train on ``data["train"]``, early-stop on ``data["val"]`` mAP, test ``data["test"]`` with the best checkpoint."""
-    checkpoint = ModelCheckpoint(dirpath=Path(work_dir) / "checkpoints", monitor="val_map", mode="max")
-    stopper = EarlyStopping(monitor="val_map", mode="max", patience=patience)
-    quiet_lightning()
-    trainer = L.Trainer(
-        max_epochs=max_epochs,
-        callbacks=[checkpoint, stopper, epoch_progress(label, "val_map")],
-        default_root_dir=work_dir,
-        logger=L.pytorch.loggers.CSVLogger(work_dir, name="detection"),
-        enable_model_summary=False,
-        enable_progress_bar=False,
-        num_sanity_val_steps=0,
-        deterministic="warn",
-        devices=1,
-        log_every_n_steps=1,
-    )
+    """Train on ``data["train"]``, early-stop on ``data["val"]`` mAP, predict ``data["test"]`` with the best
+    checkpoint (the shared head-fitting harness, :func:`medvlp_bench.api.fit_head`)."""
 
     def loader(split: str, shuffle: bool) -> DataLoader:
         return DataLoader(data[split], batch_size=batch_size if shuffle else EVAL_BATCH_SIZE, shuffle=shuffle)
 
-    trainer.fit(detector, loader("train", True), loader("val", False))
-    trainer.test(detector, loader("test", False), ckpt_path=checkpoint.best_model_path, verbose=False)
-    return FitOutcome(dict(detector.test_scores), trainer.current_epoch, float(checkpoint.best_model_score))
+    settings = HeadFitSettings(name="detection", monitor="val_map", mode="max", max_epochs=max_epochs,
+                               patience=patience, work_dir=Path(work_dir), label=label, shown=("val_map",))
+    fitted = fit_head(detector, loader("train", True), loader("val", False), settings)
+    fitted.trainer.test(detector, loader("test", False), ckpt_path=fitted.best_path, verbose=False)
+    return FitOutcome(dict(detector.test_arrays), fitted.epochs_trained, fitted.best_score, fitted.describe())
