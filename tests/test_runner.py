@@ -184,7 +184,7 @@ def test_a_changed_default_protocol_version_or_plugin_version_never_reuses_a_rec
 
     declared = tuple(OptionSpec(name, value, name) for name, value in
                      {"lr": 1e-3, "weight_decay": 0.0, "batch_size": 64, "max_epochs": 10, "patience": 3}.items())
-    with_defaults = _replaced(_replaced(registry, "protocol", "linear_probe", options=declared),
+    with_defaults = _replaced(_replaced(registry, "protocol", "linear_probe", options=declared, version="1"),
                               "task", "covidx_cls", hparams={})  # a task that keeps the protocol's defaults
     request = RunRequest(method="random", task="covidx_cls", pct=0.1, synthetic=True, synthetic_scale=0.1,
                          out_dir=tmp_path)
