@@ -71,7 +71,8 @@ class ResNetEncoder(ImageEncoder):
 
 def _imagenet_loader(arch: str):
     weights_enum = {"resnet18": torchvision.models.ResNet18_Weights, "resnet50": torchvision.models.ResNet50_Weights}
-    url = weights_enum[arch.split("_")[0]].IMAGENET1K_V1.url
+    architecture = arch.split("_")[0]  # resnet18_64 is torchvision's resnet18 at 64 px
+    url = weights_enum[architecture].IMAGENET1K_V1.url
 
     def load(encoder: ImageEncoder) -> None:
         path = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
@@ -79,7 +80,7 @@ def _imagenet_loader(arch: str):
             raise WeightsNotFoundError(
                 f"ImageNet weights for {arch} are not in the local torch cache: expected {path}. "
                 f"Download {url} and save it at that path (or run, once online: "
-                f"python -c \"import torchvision; torchvision.models.{arch}(weights='IMAGENET1K_V1')\"). "
+                f"python -c \"import torchvision; torchvision.models.{architecture}(weights='IMAGENET1K_V1')\"). "
                 "medvlp-bench never downloads weights by itself."
             )
         state = torch.load(path, map_location="cpu", weights_only=True)
