@@ -258,7 +258,8 @@ class ProtocolSpec:
     ``options``: the declared options with their defaults; a task overrides some (``TaskSpec.hparams``) and
     ``run --option`` others; any other name is refused before data is read. ``version``: bump it when a change
     alters results, so records made by the old code are not reused. ``targets``: the task target kinds it
-    accepts; ``metrics``: the metric names it returns."""
+    accepts; ``metrics``: the metric names it returns (a per-label value is named ``{metric}_{label}`` after one of
+    them, e.g. ``auroc_Edema``)."""
 
     name: str
     description: str
