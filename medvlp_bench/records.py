@@ -344,11 +344,29 @@ def load_records(folder: Path | str) -> list[RunRecord]:
     return [read_record(path) for path in _record_paths(root)]
 
 
+#: path -> (mtime_ns, size, config_key or None) of record files already read by :func:`find_record`
+_KEYS_READ: dict[Path, tuple[int, int, Optional[str]]] = {}
+
+
+def _key_of(path: Path) -> Optional[str]:
+    """The ``config_key`` a JSON file holds (``None`` if it holds none), re-read only when the file changed since the
+    last call in this process: planning hundreds of runs against one results folder reads each file once."""
+    status = path.stat()
+    cached = _KEYS_READ.get(path)
+    if cached is not None and cached[:2] == (status.st_mtime_ns, status.st_size):
+        return cached[2]
+    data = _read_json(path)
+    key = data.get("config_key") if isinstance(data, dict) else None
+    _KEYS_READ[path] = (status.st_mtime_ns, status.st_size, key if isinstance(key, str) else None)
+    return _KEYS_READ[path][2]
+
+
 def find_record(out_dir: Path | str, config_key: str) -> Path | None:
     """The record file below ``out_dir`` whose content has ``config_key`` (not only its file name), or ``None``.
 
     Files whose name carries the key's 12-digit prefix are checked first; the first match in sorted path order
-    is returned and validated.
+    is returned and validated. Keys are remembered per file (modification time and size), so repeated searches
+    read only new or changed files.
     """
     root = Path(out_dir)
     if not root.is_dir():
@@ -356,9 +374,8 @@ def find_record(out_dir: Path | str, config_key: str) -> Path | None:
     paths = _record_paths(root)
     suffix = f"__{config_key[:12]}.json"
     for path in sorted(paths, key=lambda path: not path.name.endswith(suffix)):
-        data = _read_json(path)
-        if isinstance(data, dict) and data.get("config_key") == config_key:
-            RunRecord.from_dict(data, source=path)
+        if _key_of(path) == config_key:
+            read_record(path)
             return path
     return None
 

@@ -1,8 +1,14 @@
-"""The runner: one (method, task, pct, seed) run from names to a run record.
+"""The runner: one (method, task, pct, seed) run from names to a run record, in two steps.
 
-Steps: resolve the specs -> locate the data (real root or synthetic default) -> load the task's splits and
-subsample the training split -> resolve the config and its key (skip if a record with that key exists, unless
-forced) -> ask the method for the image encoder -> run the task's protocol -> write the record atomically.
+* :func:`plan_run` (cheap, no image is read and no weights are loaded; it only materialises the synthetic default
+  data when that is the data source): resolve the specs -> locate the data (real root or synthetic default) -> load
+  the task's splits (memoised per task and folder within a process) and subsample the training split -> plan the
+  weights (``--checkpoint``, or the pretraining found in the model store or trained on first use) -> resolve the
+  config and its key -> find an existing record with that key. The result is a :class:`RunPlan`.
+* :func:`execute_plan`: pretrain if planned -> ask the method for the image encoder -> run the task's protocol ->
+  write the record atomically.
+
+:func:`run` plans, returns the existing record unless forced, and otherwise executes.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 
@@ -23,11 +29,11 @@ from medvlp_bench.data.locations import configured_data_root, harness_home
 from medvlp_bench.data.splits import SUBSAMPLE_SEED, split_hash, subsample_training, write_split_files
 from medvlp_bench.data.synthetic_store import ensure_synthetic
 from medvlp_bench.errors import MedvlpError
-from medvlp_bench.pretraining.service import DEFAULT_CORPUS, execute, plan_for_run, synthetic_descriptor
+from medvlp_bench.pretraining.service import DEFAULT_CORPUS, PretrainPlan, execute, plan_for_run, synthetic_descriptor
 from medvlp_bench.protocols.feature_cache import encoder_fingerprint, preferred_device
-from medvlp_bench.records import RunRecord, collect_provenance, config_key, find_record, write_record
+from medvlp_bench.records import RunRecord, collect_provenance, config_key, find_record, read_record, write_record
 from medvlp_bench.registry import Registry
-from medvlp_bench.specs import DatasetSpec, MethodContext, ProtocolInputs, SplitTables
+from medvlp_bench.specs import DatasetSpec, MethodContext, MethodSpec, ProtocolInputs, ProtocolSpec, SplitTables, TaskSpec
 
 #: encoder used when the user names none: the quick CPU profile on synthetic data, the paper's on real data
 DEFAULT_ENCODER = {"synthetic": "resnet18_64", "real": "resnet50"}
@@ -68,6 +74,37 @@ class DataLocation:
     source: str  # "synthetic" | "real"
 
 
+@dataclass(frozen=True)
+class RunPlan:
+    """A resolved run: everything :func:`execute_plan` needs, and what a sweep planner inspects.
+
+    ``method``, ``task``, ``protocol``, ``dataset`` are the specs; ``encoder`` the image encoder's name;
+    ``data_source`` ``"synthetic"`` or ``"real"`` and ``data_folder`` the dataset's raw folder; ``splits`` the
+    subsampled split tables (shared with other plans of the same task: read them, never modify them);
+    ``weights`` what identifies the weights (part of ``config``); ``pretrain`` the pretraining the run relies on
+    (``None`` when the method does not pretrain or a checkpoint is given; it may already be in the model store:
+    ``pretrain.out_dir``); ``config`` the run's full config and ``key`` its sha256 (:func:`config_key`);
+    ``record_path`` an existing record with that key below ``request.out_dir``, or ``None``.
+    """
+
+    request: RunRequest
+    method: MethodSpec
+    task: TaskSpec
+    protocol: ProtocolSpec
+    dataset: DatasetSpec
+    encoder: str
+    data_source: str
+    data_folder: Path
+    splits: SplitTables
+    split_hash: str
+    hparams: dict[str, Any]
+    weights: dict[str, Any]
+    pretrain: Optional[PretrainPlan]
+    config: dict[str, Any]
+    key: str
+    record_path: Optional[Path]
+
+
 @functools.cache
 def _say_synthetic_default() -> None:
     """Tell the user, once per process, that the synthetic default stands in for real data."""
@@ -88,6 +125,19 @@ def locate_dataset(dataset: DatasetSpec, request: RunRequest) -> DataLocation:
     return DataLocation(folder, "synthetic")
 
 
+#: (task name, its load_splits, folder) -> split tables; see :func:`task_splits`
+_SPLITS: dict[tuple, SplitTables] = {}
+
+
+def task_splits(task: TaskSpec, folder: Path) -> SplitTables:
+    """``task.load_splits(folder)``, memoised within the process per task and folder (planning many cells of one
+    task reads its tables once). The tables are shared: callers must not modify them."""
+    memo_key = (task.name, task.load_splits, str(Path(folder).resolve()))
+    if memo_key not in _SPLITS:
+        _SPLITS[memo_key] = task.load_splits(Path(folder))
+    return _SPLITS[memo_key]
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -104,7 +154,15 @@ def device_description() -> str:
 
 
 def run(registry: Registry, request: RunRequest) -> RunOutcome:
-    """Run one request, or return the existing record with the same config key (see module docstring)."""
+    """Run one request, or return the existing record with the same config key unless ``request.force``."""
+    plan = plan_run(registry, request)
+    if plan.record_path is not None and not request.force:
+        return RunOutcome(read_record(plan.record_path), plan.record_path, skipped=True)
+    return execute_plan(registry, plan)
+
+
+def plan_run(registry: Registry, request: RunRequest) -> RunPlan:
+    """Resolve a request into a :class:`RunPlan` (see the module docstring); bad input raises before any work."""
     method = registry.get("method", request.method)
     task = registry.get("task", request.task)
     protocol = registry.get("protocol", task.protocol)
@@ -118,12 +176,13 @@ def run(registry: Registry, request: RunRequest) -> RunOutcome:
     if unknown:
         registry.get("dataset", unknown[0])
     location = locate_dataset(dataset, request)
-    full = task.load_splits(location.folder)
+    full = task_splits(task, location.folder)
     splits = SplitTables(subsample_training(full.train, request.pct), full.val, full.test)
     hash_of_splits = split_hash(splits)
     encoder_name = request.encoder or DEFAULT_ENCODER[location.source]
     registry.get("encoder", encoder_name)
-    weights, plan = _weights_plan(registry, method, request, location, encoder_name)
+    weights, pretrain = _weights_plan(registry, method, request, location, encoder_name)
+    hparams = {**dict(task.hparams), **request.hparams}
     config = {
         "method": method.name,
         "task": task.name,
@@ -140,66 +199,74 @@ def run(registry: Registry, request: RunRequest) -> RunOutcome:
         ),
         "split_hash": hash_of_splits,
         "subsample_seed": SUBSAMPLE_SEED,
-        "hparams": {**dict(task.hparams), **request.hparams},
+        "hparams": hparams,
     }
     key = config_key(config)
-    existing = None if request.force else find_record(request.out_dir, key)
-    if existing is not None:
-        return RunOutcome(RunRecord.from_dict(_read_json(existing)), existing, skipped=True)
+    return RunPlan(
+        request=request, method=method, task=task, protocol=protocol, dataset=dataset, encoder=encoder_name,
+        data_source=location.source, data_folder=location.folder, splits=splits, split_hash=hash_of_splits,
+        hparams=hparams, weights=weights, pretrain=pretrain, config=config, key=key,
+        record_path=find_record(request.out_dir, key),
+    )
 
-    write_split_files(splits, harness_home() / "splits" / task.name / hash_of_splits[:16])
+
+def execute_plan(registry: Registry, plan: RunPlan) -> RunOutcome:
+    """Execute a planned run (pretraining first when planned and not stored) and write its record."""
+    request, splits = plan.request, plan.splits
+    write_split_files(splits, harness_home() / "splits" / plan.task.name / plan.split_hash[:16])
     started = datetime.now(timezone.utc)
-    checkpoint = request.checkpoint or (execute(registry, plan) if plan is not None else None)
-    checkpoint_sha = weights.get("checkpoint_sha256") or (file_sha256(checkpoint) if checkpoint else None)
-    encoder = method.load_image_encoder(
+    checkpoint = request.checkpoint or (execute(registry, plan.pretrain) if plan.pretrain is not None else None)
+    checkpoint_sha = plan.weights.get("checkpoint_sha256") or (file_sha256(checkpoint) if checkpoint else None)
+    encoder = plan.method.load_image_encoder(
         MethodContext(
-            encoder=encoder_name,
+            encoder=plan.encoder,
             build_encoder=lambda name: registry.get("encoder", name).build(),
             load_imagenet=lambda name, module: _load_imagenet(registry, name, module),
             checkpoint=checkpoint,
             seed=request.seed,
-            data_source=location.source,
+            data_source=plan.data_source,
             home=harness_home(),
             trust_checkpoint=request.trust_checkpoint,
         )
     )
     encoder_key = encoder_fingerprint(encoder)
     with tempfile.TemporaryDirectory(prefix="medvlp-run-") as work_dir:
-        result = protocol.run(
+        result = plan.protocol.run(
             ProtocolInputs(
-                task=task,
+                task=plan.task,
                 encoder=encoder,
                 encoder_key=encoder_key,
-                splits=splits,
+                splits=SplitTables(*(table.copy() for _, table in splits.items())),
                 seed=request.seed,
-                hparams={"pct": request.pct, **request.hparams},
+                hparams={"pct": request.pct, **plan.hparams},
                 cache_dir=harness_home() / "cache",
                 work_dir=Path(work_dir),
+                pct=request.pct,
             )
         )
     finished = datetime.now(timezone.utc)
     record = RunRecord(
-        method=method.name,
-        task=task.name,
-        dataset=dataset.name,
-        data_source=location.source,
+        method=plan.method.name,
+        task=plan.task.name,
+        dataset=plan.dataset.name,
+        data_source=plan.data_source,
         pct=request.pct,
         seed=request.seed,
-        protocol=protocol.name,
+        protocol=plan.protocol.name,
         metrics=dict(result.metrics),
-        primary_metric=task.primary_metric,
-        higher_is_better=task.higher_is_better,
+        primary_metric=plan.task.primary_metric,
+        higher_is_better=plan.task.higher_is_better,
         n_train=result.n_train,
         n_val=result.n_val,
         n_test=result.n_test,
         checkpoint=str(checkpoint) if checkpoint else None,
         checkpoint_sha256=checkpoint_sha,
-        encoder={**encoder.describe(), "name": encoder_name, "weights_sha256": encoder_key},
-        config=config,
-        config_key=key,
-        split_hash=hash_of_splits,
+        encoder={**encoder.describe(), "name": plan.encoder, "weights_sha256": encoder_key},
+        config=plan.config,
+        config_key=plan.key,
+        split_hash=plan.split_hash,
         provenance=collect_provenance(started, finished, device_description()),
-        details={**dict(result.details), "split_rule": task.split_rule, "data_folder": str(location.folder)},
+        details={**dict(result.details), "split_rule": plan.task.split_rule, "data_folder": str(plan.data_folder)},
     )
     return RunOutcome(record, write_record(record, request.out_dir), skipped=False)
 
@@ -250,9 +317,3 @@ def _load_imagenet(registry: Registry, name: str, encoder) -> None:
     if spec.load_imagenet is None:
         raise MedvlpError(f"encoder {name!r} has no ImageNet weights")
     spec.load_imagenet(encoder)
-
-
-def _read_json(path: Path) -> dict:
-    import json
-
-    return json.loads(Path(path).read_text())

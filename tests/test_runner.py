@@ -101,3 +101,68 @@ def test_every_task_sets_only_options_its_protocol_declares(registry):
         task = registry.get("task", name)
         declared = registry.get("protocol", task.protocol).options
         assert declared is not None and set(task.hparams) <= set(declared), name
+
+
+def _counting(registry, task_name):
+    """A copy of ``registry`` whose task ``task_name`` counts the calls of its ``load_splits``."""
+    import dataclasses
+
+    from medvlp_bench.registry import Registered, Registry
+
+    calls = []
+    task = registry.get("task", task_name)
+
+    def load_splits(folder):
+        calls.append(folder)
+        return task.load_splits(folder)
+
+    copy = Registry({kind: dict(entries) for kind, entries in registry.entries.items()}, list(registry.problems))
+    origin = registry.entries["task"][task_name].origin
+    copy.entries["task"][task_name] = Registered(dataclasses.replace(task, load_splits=load_splits), origin)
+    return copy, calls
+
+
+def test_plan_resolves_a_run_without_reading_images_and_finds_its_record_after_execution(registry, tmp_path,
+                                                                                          monkeypatch):
+    import PIL.Image
+    import pydicom
+    import torch
+
+    from medvlp_bench.runner import execute_plan, plan_run
+
+    counting, calls = _counting(registry, "rsna_cls")
+    request = RunRequest(method="random", task="rsna_cls", pct=0.5, synthetic=True, synthetic_scale=0.1,
+                         out_dir=tmp_path)
+    plan = plan_run(counting, request)
+    assert (plan.method.name, plan.task.name, plan.protocol.name, plan.dataset.name) == (
+        "random", "rsna_cls", "linear_probe", "rsna")
+    assert plan.encoder == "resnet18_64" and plan.data_source == "synthetic" and plan.pretrain is None
+    assert plan.record_path is None and plan.config["pct"] == 0.5 and len(plan.key) == 64
+    outcome = execute_plan(counting, plan)
+    assert not outcome.skipped and outcome.record.config_key == plan.key
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("planning read an image or loaded weights")
+
+    monkeypatch.setattr(PIL.Image, "open", refuse)
+    monkeypatch.setattr(pydicom, "dcmread", refuse)
+    monkeypatch.setattr(torch, "load", refuse)
+    again = plan_run(counting, request)
+    assert again.key == plan.key and again.record_path == outcome.path
+    other = plan_run(counting, RunRequest(**{**request.__dict__, "pct": 1.0}))
+    assert other.key != plan.key and other.record_path is None
+    assert len(calls) == 1  # the task's tables are read once per process and folder
+
+
+def test_planned_pretraining_names_the_model_store_folder_and_is_part_of_the_key(registry, tmp_path):
+    from medvlp_bench.runner import plan_run
+
+    request = RunRequest(method="mgca", task="rsna_cls", pct=1.0, synthetic=True, synthetic_scale=0.1,
+                         out_dir=tmp_path)
+    plan = plan_run(registry, request)
+    assert plan.pretrain is not None and plan.pretrain.request.method == "mgca"
+    assert plan.pretrain.out_dir.name == plan.pretrain.key[:16]
+    assert plan.config["weights"]["pretrain_key"] == plan.pretrain.key
+    longer = plan_run(registry, RunRequest(**{**request.__dict__, "pretrain_epochs": 7}))
+    assert longer.pretrain.config["max_epochs"] == 7 and longer.key != plan.key
+

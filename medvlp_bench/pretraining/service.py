@@ -106,6 +106,19 @@ class PretrainPlan:
         return Path(self.request.out_dir) if self.request.out_dir else store_folder(self.method.name, self.key)
 
 
+#: (corpus name, its load_corpus, folder) -> tables; see :func:`corpus_tables`
+_CORPORA: dict[tuple, SplitTables] = {}
+
+
+def corpus_tables(dataset: DatasetSpec, folder: Optional[Path]) -> SplitTables:
+    """``dataset.load_corpus(folder)``, memoised within the process per dataset and folder (planning many runs that
+    rely on one pretraining reads the corpus tables once). The tables are shared: callers must not modify them."""
+    memo_key = (dataset.name, dataset.load_corpus, str(Path(folder).resolve()) if folder is not None else None)
+    if memo_key not in _CORPORA:
+        _CORPORA[memo_key] = dataset.load_corpus(folder)
+    return _CORPORA[memo_key]
+
+
 def plan_pretraining(registry: Registry, request: PretrainRequest) -> PretrainPlan:
     """Resolve specs, corpus and config of a pretraining request (cheap: reads the corpus tables only)."""
     method = registry.get("method", request.method)
@@ -114,7 +127,7 @@ def plan_pretraining(registry: Registry, request: PretrainRequest) -> PretrainPl
     dataset = registry.get("dataset", request.corpus)
     if dataset.load_corpus is None:
         raise MedvlpError(f"dataset {dataset.name!r} is not a pretraining corpus")
-    corpus = dataset.load_corpus(request.corpus_folder)
+    corpus = corpus_tables(dataset, request.corpus_folder)
     config = resolve_config(method, dataset, request, split_hash(corpus))
     return PretrainPlan(request, method, corpus, config, pretrain_key(config))
 
