@@ -98,6 +98,7 @@ class SuiteData:
     synthetic_scale: float = 1.0
     root: Optional[Path] = None
     paths: dict = field(default_factory=dict)
+    paths_where: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -384,11 +385,12 @@ def _data(reader: _Reader, node: yaml.Node) -> SuiteData:
     if "root" not in fields and "paths" not in fields:
         raise reader.where(node, "data").error("give synthetic: {...}, or root: DIR (and/or paths: {DATASET: DIR})")
     root = reader.path(fields["root"][1], "data.root") if "root" in fields else None
-    paths = {}
+    paths, paths_where = {}, {}
     if "paths" in fields:
-        for name, (_, value) in reader.mapping(fields["paths"][1], "data.paths").items():
+        for name, (key_node, value) in reader.mapping(fields["paths"][1], "data.paths").items():
             paths[name] = reader.path(value, f"data.paths.{name}")
-    return SuiteData(synthetic=False, root=root, paths=paths)
+            paths_where[name] = reader.where(key_node, f"data.paths.{name}")
+    return SuiteData(synthetic=False, root=root, paths=paths, paths_where=paths_where)
 
 
 def _resources(reader: _Reader, node: yaml.Node) -> dict[str, Resources]:
