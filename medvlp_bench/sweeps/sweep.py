@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, TextIO
 
+from medvlp_bench.data.build_once import atomic_write_text
 from medvlp_bench.registry import Registry
 from medvlp_bench.sweeps.commands import pretrain_command, run_command
 from medvlp_bench.sweeps.jobs import Job, JobResult
@@ -67,7 +68,8 @@ def describe_plan(plan: SweepPlan, skip: dict[str, dict], stream: TextIO, *, ver
 
 def run_sweep(registry: Registry, options: SweepOptions, stream: TextIO = sys.stdout,
               progress_stream: Optional[TextIO] = None) -> int:
-    """Plan and run a suite (module docstring); returns the exit status: 1 if a cell failed, else 0."""
+    """Plan and run a suite (module docstring); returns the exit status: 1 if a cell failed (in this sweep, or in a
+    former one and not retried), else 0."""
     suite = load_suite(options.suite)
     out_dir = sweep_folder(options, suite.name)
     plan = plan_suite(registry, suite, out_dir)
@@ -90,7 +92,7 @@ def run_sweep(registry: Registry, options: SweepOptions, stream: TextIO = sys.st
     update_failed(out_dir, results)
     leaderboard = write_leaderboard(plan, out_dir)
     print_summary(results, len(plan.done), skip, stream, leaderboard)
-    return 1 if any(not result.ok for result in results) else 0
+    return 1 if skip or any(not result.ok for result in results) else 0
 
 
 def _executor(options: SweepOptions, suite, out_dir: Path):
@@ -129,5 +131,5 @@ def write_leaderboard(plan: SweepPlan, out_dir: Path) -> Optional[Path]:
         reported = load_reported()
         reported = reported[reported["method"].isin(plan.suite.published)]
     path = Path(out_dir) / "leaderboard.md"
-    path.write_text(build_leaderboard(records, reported, "md"))
+    atomic_write_text(path, build_leaderboard(records, reported, "md"))
     return path
