@@ -3,7 +3,9 @@
 Each cell becomes a :class:`~medvlp_bench.runner.RunRequest` and is planned with
 :func:`~medvlp_bench.runner.plan_run` (cheap: no image read, no weights loaded; the synthetic default is generated
 on first use). A cell is *done* when a record with its config key exists in the sweep's records folder, else *to
-run*. Cells whose weights come from a pretraining that is not in the model store yet share one
+run*. The records folder is read once per sweep (:func:`record_index`: config key -> file) instead of once per cell:
+``plan_run`` is given a request whose ``out_dir`` does not exist, so it looks nothing up, and the cell's own
+request (with the real records folder) is what its job runs. Cells whose weights come from a pretraining that is not in the model store yet share one
 :class:`PretrainJob` per pretraining key, which runs before them.
 
 Plugin names are checked against the registry first, and every planning error names the suite file, the line and
@@ -15,13 +17,14 @@ file to provide, instead of in every cell.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
 from medvlp_bench.data.locations import harness_home
 from medvlp_bench.errors import MedvlpError, WeightsNotFoundError
 from medvlp_bench.pretraining.model_store import stored_checkpoint
+from medvlp_bench.records import read_record
 from medvlp_bench.registry import Registry
 from medvlp_bench.runner import RunPlan, RunRequest, check_protocol_options, plan_run
 from medvlp_bench.specs import MethodContext
@@ -49,10 +52,11 @@ class PlannedCell:
     request: RunRequest
     plan: RunPlan
     pretrain: Optional[PretrainJob]
+    record_path: Optional[Path] = None
 
     @property
     def done(self) -> bool:
-        return self.plan.record_path is not None
+        return self.record_path is not None
 
 
 @dataclass
@@ -76,6 +80,20 @@ def records_folder(out_dir: Path) -> Path:
     return Path(out_dir) / "records"
 
 
+def record_index(folder: Path) -> dict[str, Path]:
+    """Config key -> record file of every run record below ``folder`` (hidden and temporary files skipped), each
+    file read once; a file that is not a valid record raises :class:`~medvlp_bench.records.RecordError`."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return {}
+    index: dict[str, Path] = {}
+    for path in sorted(folder.rglob("*.json")):
+        if any(part.startswith(".") for part in path.relative_to(folder).parts):
+            continue
+        index.setdefault(read_record(path).config_key, path)
+    return index
+
+
 def cell_request(suite: Suite, cell: Cell, out_dir: Path, protocol: str) -> RunRequest:
     """The runner request of one cell (``protocol``: the protocol of the cell's task, for its options)."""
     data = suite.data
@@ -95,10 +113,12 @@ def plan_suite(registry: Registry, suite: Suite, out_dir: Path) -> SweepPlan:
     jobs: dict[str, PretrainJob] = {}
     planned = []
     probed: set[tuple[str, str]] = set()
+    records = record_index(records_folder(out_dir))
+    no_lookup = records_folder(out_dir) / ".no-lookup"  # never created: plan_run finds no record there
     for cell in cells:
         request = cell_request(suite, cell, out_dir, registry.get("task", cell.task).protocol)
         try:
-            plan = plan_run(registry, request)
+            plan = plan_run(registry, replace(request, out_dir=no_lookup))
         except MedvlpError as error:
             raise _cell_error(suite, cell, error) from error
         job = None
@@ -107,12 +127,10 @@ def plan_suite(registry: Registry, suite: Suite, out_dir: Path) -> SweepPlan:
             if job is None:
                 job = jobs[plan.pretrain.key] = PretrainJob(plan.pretrain.key, plan.method.name, request,
                                                             plan.pretrain.out_dir)
-            if plan.record_path is None:
-                job.cells.append(cell)
         if plan.pretrain is None and request.checkpoint is None and (plan.method.name, plan.encoder) not in probed:
             probed.add((plan.method.name, plan.encoder))
             probe_weights(registry, plan, cell.entry.where)
-        planned.append(PlannedCell(cell, request, plan, job))
+        planned.append(PlannedCell(cell, request, plan, job, records.get(plan.key)))
     for job in jobs.values():
         job.cells = [item for item in planned if item.pretrain is job and not item.done]
     return SweepPlan(suite, Path(out_dir), planned, [job for job in jobs.values() if job.cells])
@@ -149,12 +167,30 @@ def _cell_error(suite: Suite, cell: Cell, error: Exception) -> SuiteError:
     return where.error(f"{cell.id}: {error}")
 
 
+class _ProbeEnd(Exception):
+    """Raised when a probed method first uses its encoder: its weights were found."""
+
+
+class _EncoderStandIn:
+    """What :func:`probe_weights` hands a method instead of a built encoder (building a ResNet-50 costs seconds):
+    any use of it ends the probe."""
+
+    def __getattr__(self, name):
+        raise _ProbeEnd(name)
+
+    def __call__(self, *args, **kwargs):
+        raise _ProbeEnd("__call__")
+
+
 def probe_weights(registry: Registry, plan: RunPlan, where: Where) -> None:
     """Ask a method that needs no checkpoint and no pretraining for its encoder once, so missing local weights
-    (e.g. an ImageNet file) stop the sweep at planning with the method's own message naming the file."""
+    (e.g. an ImageNet file) stop the sweep at planning with the method's own message naming the file.
+
+    The method gets a stand-in instead of a built encoder: loaders look for their files first, and the probe ends
+    (successfully) where the method first touches the encoder."""
     context = MethodContext(
         encoder=plan.encoder,
-        build_encoder=lambda name: registry.get("encoder", name).build(),
+        build_encoder=lambda name: _EncoderStandIn(),
         load_imagenet=lambda name, module: _load_imagenet(registry, name, module),
         checkpoint=None,
         seed=0,
@@ -163,6 +199,8 @@ def probe_weights(registry: Registry, plan: RunPlan, where: Where) -> None:
     )
     try:
         plan.method.load_image_encoder(context)
+    except _ProbeEnd:
+        return
     except WeightsNotFoundError as error:
         raise where.error(f"weights of method {plan.method.name!r} ({plan.encoder}) are missing: {error}") from error
 
