@@ -28,7 +28,7 @@ from medvlp_bench.records import read_record
 from medvlp_bench.registry import Registry
 from medvlp_bench.runner import RunPlan, RunRequest, check_protocol_options, plan_run
 from medvlp_bench.specs import MethodContext
-from medvlp_bench.sweeps.suite import Cell, Suite, SuiteError, Where
+from medvlp_bench.sweeps.suite import Cell, Suite, Where
 
 
 @dataclass
@@ -120,7 +120,7 @@ def plan_suite(registry: Registry, suite: Suite, out_dir: Path) -> SweepPlan:
         try:
             plan = plan_run(registry, replace(request, out_dir=no_lookup))
         except MedvlpError as error:
-            raise _cell_error(suite, cell, error) from error
+            raise cell.entry.where.error(f"{cell.id}: {error}") from error
         job = None
         if plan.pretrain is not None and stored_checkpoint(plan.method.name, plan.pretrain.key) is None:
             job = jobs.get(plan.pretrain.key)
@@ -160,11 +160,6 @@ def _known(registry: Registry, kind: str, name: str, where: Where) -> None:
         close = difflib.get_close_matches(name, registry.names(kind), n=3, cutoff=0.5)
         hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
         raise where.error(f"unknown {kind} {name!r}{hint}; available: {', '.join(registry.names(kind))}")
-
-
-def _cell_error(suite: Suite, cell: Cell, error: Exception) -> SuiteError:
-    where = cell.entry.where
-    return where.error(f"{cell.id}: {error}")
 
 
 class _ProbeEnd(Exception):

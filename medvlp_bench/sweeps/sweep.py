@@ -9,7 +9,7 @@ so the same command after an interruption runs only the cells without a record.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional, TextIO
 
@@ -80,8 +80,7 @@ def run_sweep(registry: Registry, options: SweepOptions, stream: TextIO = sys.st
     if options.dry_run:
         return 0
     jobs = build_jobs(plan, set(skip))
-    # pretraining whose cells are all skipped is not needed
-    needed = {job.after for job in jobs if job.after is not None}
+    needed = {job.after for job in jobs if job.after is not None}  # a pretraining whose cells are all skipped is not
     jobs = [job for job in jobs if job.kind == "cell" or job.id in needed]
     executor = _executor(options, suite, out_dir)
     cells = sum(job.kind == "cell" for job in jobs)
@@ -107,8 +106,6 @@ def _executor(options: SweepOptions, suite, out_dir: Path):
 
 
 def _merge(resources: Resources, overrides: dict) -> Resources:
-    from dataclasses import replace
-
     return replace(resources, **{name: value for name, value in overrides.items() if value is not None})
 
 
