@@ -17,7 +17,7 @@ Example (a method plugin)::
 import importlib
 
 from medvlp_bench import synthetic
-from medvlp_bench.checkpoints import LoadReport, load_encoder_checkpoint, safe_load
+from medvlp_bench.checkpoints import PLAIN_LAYOUT, LoadReport, load_encoder_checkpoint, safe_load
 from medvlp_bench.data.array_cache import cached_array
 from medvlp_bench.data.dicom_writer import write_dicom
 from medvlp_bench.data.image_cache import (
@@ -34,13 +34,17 @@ from medvlp_bench.encoder import ImageEncoder, TextEncoder, TextFeatures
 from medvlp_bench.errors import DataError, MedvlpError, WeightsNotFoundError
 from medvlp_bench.hookspecs import hookimpl
 from medvlp_bench.lightning_logging import epoch_progress, quiet_lightning
+from medvlp_bench.options import OptionError, option_defaults, resolve_options
 from medvlp_bench.specs import (
     SAMPLE_COLUMNS,
+    CheckpointLayout,
     DatasetSpec,
     ImageEncoderSpec,
     MethodContext,
     MethodSpec,
+    OptionSpec,
     PretrainContext,
+    PretrainingProfile,
     ProtocolInputs,
     ProtocolResult,
     ProtocolSpec,
@@ -74,13 +78,18 @@ __all__ = [
     "prepare_images",
     "prepared_side",
     "prepared_sizes",
+    "PLAIN_LAYOUT",
     "SAMPLE_COLUMNS",
+    "CheckpointLayout",
+    "OptionSpec",
+    "PretrainingProfile",
     "DataError",
     "DatasetSpec",
     "ImageEncoder",
     "ImageEncoderSpec",
     "ImageTextDataModule",
     "LoadReport",
+    "OptionError",
     "MedvlpError",
     "MethodContext",
     "MethodSpec",
@@ -97,6 +106,8 @@ __all__ = [
     "fit_pretraining",
     "hookimpl",
     "load_encoder_checkpoint",
+    "option_defaults",
+    "resolve_options",
     "partition",
     "read_image",
     "safe_load",

@@ -14,10 +14,12 @@ Loading (:func:`safe_load`)
     without ``--trust-checkpoint``.
 
 Import (:func:`import_encoder_weights`)
-    Released checkpoints hold the image backbone under a method-specific key prefix (MGCA ``img_encoder_q.model.``,
-    GLoRIA ``gloria.img_encoder.model.``, ...; see :data:`KNOWN_LAYOUTS`). Our encoders keep the same backbone
-    under ``model.`` with the same parameter names, so importing is a prefix swap, checked name by name and
-    shape by shape, with a :class:`LoadReport` saying what was filled and what was surprising.
+    Released checkpoints hold the image backbone under a method-specific key prefix; each method declares its
+    layouts (:class:`~medvlp_bench.specs.CheckpointLayout`: key prefixes, or a filter function that maps the
+    checkpoint's tensors to backbone names) in its ``MethodSpec.checkpoint_layouts`` and passes them here. Our
+    encoders keep the backbone under ``model.`` with torchvision / timm parameter names, so importing is a prefix
+    swap (or the filter's mapping), checked name by name and shape by shape, with a :class:`LoadReport` saying what
+    was filled and what was surprising. Without layouts, a bare backbone state dict (:data:`PLAIN_LAYOUT`) is read.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
@@ -38,6 +39,7 @@ import torch
 from torch import nn
 
 from medvlp_bench.errors import MedvlpError
+from medvlp_bench.specs import CheckpointLayout
 
 PathLike = Union[str, os.PathLike]
 
@@ -137,17 +139,8 @@ def _stand_ins(needed: Iterable[str]) -> list[tuple[type, str]]:
     ]
 
 
-#: Where released checkpoints keep the image backbone, as key prefixes tried in order (reference/mgca-reference.md
-#: section 5). Stripping the prefix leaves torchvision (ResNet) or timm (ViT) parameter names. When several layouts
-#: fit a file equally well, the earlier one is reported, so plain torchvision comes first.
-KNOWN_LAYOUTS: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {
-        "torchvision": ("",),
-        "mgca": ("img_encoder_q.model.",),
-        "gloria": ("gloria.img_encoder.model.",),
-        "convirt": ("img_encoder.model.", ""),
-    }
-)
+#: a bare backbone state dict: torchvision (ResNet) or timm (ViT) parameter names at the top level
+PLAIN_LAYOUT = CheckpointLayout("torchvision", ("",))
 
 #: Key names (last dotted part) whose absence or surplus is expected across library versions and harmless:
 #: ``num_batches_tracked`` (BatchNorm's step counter, absent from pre-0.4.1 files; kept at the encoder's value and
@@ -368,30 +361,51 @@ def _truncated(items: Sequence[str], limit: int) -> str:
     return shown + (f" (+{len(items) - limit} more)" if len(items) > limit else "")
 
 
-def layout_prefixes(layout: Optional[str] = None) -> list[str]:
-    """The key prefixes of a known layout, or of all known layouts (no repeats, registry order) when ``None``."""
-    if layout is None:
-        return list(dict.fromkeys(prefix for prefixes in KNOWN_LAYOUTS.values() for prefix in prefixes))
-    if layout not in KNOWN_LAYOUTS:
-        raise CheckpointError(f"unknown checkpoint layout '{layout}'; known: {', '.join(KNOWN_LAYOUTS)}")
-    return list(KNOWN_LAYOUTS[layout])
+@dataclass(frozen=True)
+class _Candidate:
+    """One way of reading a checkpoint: a layout's prefix or filter, as backbone name -> tensor.
+
+    ``label``: the prefix, or ``"<layout> filter"``; ``origin``: backbone name -> the checkpoint key it came from.
+    """
+
+    label: str
+    layout: Optional[str]
+    view: dict[str, torch.Tensor]
+    origin: dict[str, str]
+
+
+def _candidates(state: Mapping[str, torch.Tensor], layouts: Sequence[CheckpointLayout]) -> list[_Candidate]:
+    """Every prefix and filter of ``layouts`` in order; a prefix already offered by an earlier layout is skipped."""
+    candidates, seen = [], set()
+    for layout in layouts:
+        if layout.filter is not None:
+            view = _tensors(layout.filter(state))
+            candidates.append(_Candidate(f"{layout.name} filter", layout.name or None, view, {key: key for key in view}))
+        for prefix in layout.prefixes:
+            if prefix in seen:
+                continue
+            seen.add(prefix)
+            origin = {key[len(prefix):]: key for key in state if key.startswith(prefix)}
+            candidates.append(_Candidate(prefix, layout.name or None,
+                                         {name: state[key] for name, key in origin.items()}, origin))
+    if not candidates:
+        raise ValueError("checkpoint layouts need at least one key prefix or filter to try")
+    return candidates
 
 
 def detect_layout(
-    state: Mapping[str, torch.Tensor], encoder_module: nn.Module, *, target_prefix: str = "model."
+    state: Mapping[str, torch.Tensor],
+    encoder_module: nn.Module,
+    layouts: Sequence[CheckpointLayout] = (PLAIN_LAYOUT,),
+    *,
+    target_prefix: str = "model.",
 ) -> Optional[str]:
-    """The known layout whose prefixes name the most of the encoder's keys in ``state`` (``None`` if none does)."""
+    """The name of the layout whose prefixes or filter name the most of the encoder's keys in ``state`` (ties: the
+    earlier layout), or ``None`` if none names any."""
     targets = _encoder_targets(encoder_module, target_prefix)
-    best, best_count = None, 0
-    for layout, prefixes in KNOWN_LAYOUTS.items():
-        count = max(_count_named(state, prefix, targets, target_prefix) for prefix in prefixes)
-        if count > best_count:
-            best, best_count = layout, count
-    return best
-
-
-def _layout_of(prefix: str) -> Optional[str]:
-    return next((layout for layout, prefixes in KNOWN_LAYOUTS.items() if prefix in prefixes), None)
+    counts = [(_count_named(candidate, targets, target_prefix), candidate) for candidate in _candidates(state, layouts)]
+    best_count, best = max(counts, key=lambda item: item[0])
+    return best.layout if best_count > 0 else None
 
 
 def _encoder_targets(encoder_module: nn.Module, target_prefix: str) -> dict[str, torch.Tensor]:
@@ -399,9 +413,9 @@ def _encoder_targets(encoder_module: nn.Module, target_prefix: str) -> dict[str,
     return {key: value for key, value in encoder_module.state_dict().items() if key.startswith(target_prefix)}
 
 
-def _count_named(state: Mapping[str, Any], prefix: str, targets: Mapping[str, Any], target_prefix: str) -> int:
-    """How many checkpoint keys under ``prefix`` name an encoder key once the prefix is swapped."""
-    return sum(1 for key in state if key.startswith(prefix) and target_prefix + key[len(prefix):] in targets)
+def _count_named(candidate: _Candidate, targets: Mapping[str, Any], target_prefix: str) -> int:
+    """How many backbone names of a candidate name an encoder key under ``target_prefix``."""
+    return sum(1 for name in candidate.view if target_prefix + name in targets)
 
 
 @dataclass(frozen=True)
@@ -415,18 +429,16 @@ class _Plan:
 
 
 def _plan(
-    state: Mapping[str, torch.Tensor],
-    prefix: str,
+    candidate: _Candidate,
     targets: Mapping[str, torch.Tensor],
     target_prefix: str,
     ignore: tuple[str, ...],
 ) -> _Plan:
-    """Sort the checkpoint keys under ``prefix`` into loadable, ignored, unexpected and shape-mismatched."""
+    """Sort a candidate's tensors into loadable, ignored, unexpected and shape-mismatched (leftovers are named by
+    their checkpoint keys)."""
     plan = _Plan({}, [], [], [])
-    for key, tensor in state.items():
-        if not key.startswith(prefix):
-            continue
-        rest = key[len(prefix):]
+    for rest, tensor in candidate.view.items():
+        key = candidate.origin[rest]
         target = target_prefix + rest
         if rest.startswith(ignore):
             plan.ignored.append(key)
@@ -447,6 +459,7 @@ def import_encoder_weights(
     encoder_module: nn.Module,
     state: Mapping[str, torch.Tensor],
     *,
+    layouts: Sequence[CheckpointLayout] = (PLAIN_LAYOUT,),
     prefixes: Optional[Iterable[str]] = None,
     target_prefix: str = "model.",
     ignore: Sequence[str] = ("fc.", "head."),
@@ -455,39 +468,40 @@ def import_encoder_weights(
 ) -> LoadReport:
     """Copy a checkpoint's backbone tensors into ``encoder_module`` and report what happened.
 
-    Each prefix in ``prefixes`` (default: every known layout's) is tried: a checkpoint key ``prefix + name`` fills
-    the encoder key ``target_prefix + name``. The prefix naming the most encoder keys wins (ties: the earlier one).
-    Keys whose ``name`` starts with an ``ignore`` entry (classifier heads) are skipped; tensors whose shape differs
-    are reported and not loaded; the rest is loaded with ``strict=False``. Raises :class:`CheckpointError` (naming
-    ``source``) when no tensor could be loaded, or, with ``strict``, when the report has any surprise (then the
-    encoder is left untouched).
+    Each prefix and filter of ``layouts`` is tried (``prefixes``, when given, replaces them by one unnamed layout): a
+    checkpoint key ``prefix + name`` (or a filter's output ``name``) fills the encoder key ``target_prefix + name``.
+    The candidate naming the most encoder keys wins (ties: the earlier one). Names starting with an ``ignore`` entry
+    (classifier heads) are skipped; tensors whose shape differs are reported and not loaded; the rest is loaded with
+    ``strict=False``. Raises :class:`CheckpointError` (naming ``source``) when no tensor could be loaded, or, with
+    ``strict``, when the report has any surprise (then the encoder is left untouched).
     """
-    tried = list(prefixes) if prefixes is not None else layout_prefixes()
-    if not tried:
-        raise ValueError("import_encoder_weights needs at least one key prefix to try")
+    if prefixes is not None:
+        layouts = (CheckpointLayout("", tuple(prefixes)),)
+    candidates = _candidates(state, layouts)
     ignore = (ignore,) if isinstance(ignore, str) else tuple(ignore)
     targets = _encoder_targets(encoder_module, target_prefix)
-    counts = {prefix: _count_named(state, prefix, targets, target_prefix) for prefix in tried}
-    prefix = max(tried, key=counts.__getitem__)
-    plan = _plan(state, prefix, targets, target_prefix, ignore)
+    counts = {candidate.label: _count_named(candidate, targets, target_prefix) for candidate in candidates}
+    chosen = max(candidates, key=lambda candidate: counts[candidate.label])
+    plan = _plan(chosen, targets, target_prefix, ignore)
     if not plan.loadable:
-        raise CheckpointError(_nothing_loaded_message(_name(source), state, counts, prefix, plan))
-    report = _report(_name(source), prefix, counts, plan, targets)
+        raise CheckpointError(_nothing_loaded_message(_name(source), state, counts, chosen.label, plan))
+    report = _report(_name(source), chosen, counts, plan, targets)
     if strict and not report.ok:
         raise CheckpointError(f"the checkpoint does not fit the encoder exactly:\n{report.summary()}")
     encoder_module.load_state_dict(plan.loadable, strict=False)
     return report
 
 
-def _report(source: str, prefix: str, counts: Mapping[str, int], plan: _Plan, targets: Mapping[str, Any]) -> LoadReport:
+def _report(source: str, chosen: _Candidate, counts: Mapping[str, int], plan: _Plan,
+            targets: Mapping[str, Any]) -> LoadReport:
     """Assemble the :class:`LoadReport`, moving tolerated keys out of ``missing`` and ``unexpected``."""
     mismatched = {key for key, _, _ in plan.shape_mismatch}
     unfilled = [key for key in targets if key not in plan.loadable and key not in mismatched]
     leftovers = unfilled + plan.unexpected
     return LoadReport(
         source=source,
-        prefix=prefix,
-        layout=_layout_of(prefix),
+        prefix=chosen.label,
+        layout=chosen.layout,
         matched=tuple(plan.loadable),
         missing=tuple(key for key in unfilled if not _is_tolerated(key)),
         unexpected=tuple(key for key in plan.unexpected if not _is_tolerated(key)),
@@ -521,13 +535,18 @@ def load_encoder_checkpoint(
     encoder_module: nn.Module,
     path: PathLike,
     *,
-    layout: Optional[str] = None,
+    layouts: Sequence[CheckpointLayout] = (PLAIN_LAYOUT,),
+    target_prefix: str = "model.",
     trust: bool = False,
     strict: bool = False,
 ) -> LoadReport:
     """Load ``path`` safely and import its backbone into ``encoder_module``: the one call a method plugin needs.
 
-    ``layout`` names an entry of :data:`KNOWN_LAYOUTS` (default: try them all).
+    ``layouts``: the layouts to try, usually the method's ``MethodSpec.checkpoint_layouts`` (see
+    :func:`import_encoder_weights`); the default reads a bare backbone state dict. ``target_prefix``: where the
+    encoder keeps its backbone (``model.`` in the built-in encoders; ``""`` for an encoder whose parameters are the
+    backbone's).
     """
     state = extract_state_dict(safe_load(path, trust=trust), source=path)
-    return import_encoder_weights(encoder_module, state, prefixes=layout_prefixes(layout), source=path, strict=strict)
+    return import_encoder_weights(encoder_module, state, layouts=layouts, target_prefix=target_prefix, source=path,
+                                  strict=strict)

@@ -86,13 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, nargs="+", default=[0], help="run seed(s); one record per seed")
     run.add_argument("--out", type=Path, default=Path("results"), help="folder of run records")
     run.add_argument("--encoder", default=None,
-                     help="image encoder architecture (default: resnet18_64 on synthetic data, resnet50 on real data)")
+                     help="image encoder architecture (default: the method's for the data source, see "
+                          "`medvlp-bench plugins`)")
     run.add_argument("--checkpoint", type=Path, default=None, help="weights file of the method to evaluate")
     run.add_argument("--trust-checkpoint", action="store_true",
                      help="allow loading a checkpoint that needs more than plain tensors (executes pickled code)")
     run.add_argument("--pretrain-epochs", type=int, default=None,
                      help="on synthetic data without --checkpoint: epochs of the method's pretraining (found in the "
-                          "model store or trained once; default: the synthetic profile's 4)")
+                          "model store or trained once; default: the method's synthetic profile's)")
+    run.add_argument("--method-option", action="append", default=[], metavar="KEY=VALUE", type=_option,
+                     help="method option (JSON value) for the weights the run pretrains on first use, e.g. "
+                          "--method-option temperature=0.1; recorded in the config (repeatable)")
     run.add_argument("--force", action="store_true", help="run even if a record with the same config exists")
     run.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", type=_option,
                      help="protocol option (JSON value), e.g. --option max_epochs=20 or --option "
@@ -101,13 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     pre = commands.add_parser("pretrain", help="pretrain a method on an image-report corpus", formatter_class=_formatter)
     pre.add_argument("--method", required=True, help="method name (see `medvlp-bench plugins`)")
-    pre.add_argument("--corpus", default="mimic_cxr", help="dataset holding the image-report pairs")
+    pre.add_argument("--corpus", default=None, help="dataset holding the image-report pairs (default: the method's)")
     pre.add_argument("--image-encoder", default=None,
-                     help="image encoder (default: resnet18_64 on synthetic data, resnet50 on real data)")
+                     help="image encoder (default: the method's profile for the data source)")
     pre.add_argument("--text-encoder", default=None,
-                     help="text encoder (default: the method's, e.g. tiny_bert on synthetic, bio_clinicalbert on real)")
-    pre.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: 4 synthetic, 50 real)")
-    pre.add_argument("--batch-size", type=int, default=None, help="batch per device (default: 64 synthetic, 72 real)")
+                     help="text encoder (default: the method's profile for the data source; image-only methods "
+                          "use none)")
+    pre.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: the method's profile)")
+    pre.add_argument("--batch-size", type=int, default=None, help="batch per device (default: the method's profile)")
     pre.add_argument("--devices", type=int, default=1, help="devices per node (GPUs, or CPU processes)")
     pre.add_argument("--num-nodes", type=int, default=1, help="nodes")
     pre.add_argument("--strategy", default="auto", help="Lightning strategy (e.g. ddp)")
@@ -181,6 +186,7 @@ def command_run(args, registry) -> int:
             synthetic_seed=args.synthetic_seed, synthetic_scale=args.synthetic_scale, encoder=args.encoder,
             checkpoint=args.checkpoint, trust_checkpoint=args.trust_checkpoint, force=args.force,
             hparams=dict(args.option), pretrain_epochs=args.pretrain_epochs,
+            method_options=dict(args.method_option),
         )
         outcome = run(registry, request)
         record = outcome.record
@@ -196,10 +202,17 @@ def command_run(args, registry) -> int:
 
 
 def command_pretrain(args, registry) -> int:
-    from medvlp_bench.pretraining.service import PretrainRequest, pretrain, synthetic_descriptor
+    from medvlp_bench.pretraining.service import PretrainRequest, check_options, pretrain, synthetic_descriptor
     from medvlp_bench.runner import RunRequest, locate_dataset
 
-    corpus = registry.get("dataset", args.corpus)
+    method = registry.get("method", args.method)
+    if method.pretrain is None:
+        raise MedvlpError(f"method {method.name!r} does not pretrain (it has no pretraining stage)")
+    check_options(method, dict(args.option))
+    corpus_name = args.corpus or method.corpus
+    if corpus_name is None:
+        raise MedvlpError(f"method {method.name!r} names no corpus; pass --corpus DATASET")
+    corpus = registry.get("dataset", corpus_name)
     location = locate_dataset(corpus, RunRequest(
         method=args.method, task="", pct=1.0, data_root=args.data_root, dataset_paths=dict(args.dataset_path),
         synthetic=args.data == "synthetic", synthetic_seed=args.synthetic_seed, synthetic_scale=args.synthetic_scale,

@@ -36,8 +36,14 @@ from typing import Any, Optional
 import medvlp_bench
 from medvlp_bench.errors import MedvlpError
 
-#: version of the record layout; readers reject any other version
-SCHEMA_VERSION = 1
+#: version of the record layout written now; version 2 added ``plugins``
+SCHEMA_VERSION = 2
+#: versions readers accept (records of version 1 load, with empty ``plugins``; the leaderboard marks them older)
+READABLE_SCHEMA_VERSIONS = (1, 2)
+#: roles every schema-2 record's ``plugins`` names (``text_encoder`` is added where one is used)
+PLUGIN_ROLES = ("method", "task", "dataset", "protocol", "encoder")
+#: keys of each entry of :attr:`RunRecord.plugins`
+PLUGIN_KEYS = ("name", "distribution", "version")
 
 DATA_SOURCES = ("synthetic", "real")
 
@@ -89,7 +95,9 @@ class RunRecord:
     [0, 1], or ``None`` where a metric is undefined on the test set (e.g. AUROC when the test set has one class;
     a NaN value is stored as ``None``); ``higher_is_better`` is the direction of ``primary_metric``; ``n_*`` are
     numbers of images; ``provenance.wall_seconds`` is ``finished_at - started_at`` in seconds, both ISO 8601 UTC
-    timestamps. ``config`` is the full resolved config of the run (JSON-able; tuples are stored as lists) and
+    timestamps. ``plugins`` maps each role (:data:`PLUGIN_ROLES`, plus ``text_encoder`` where used) to the
+plugin's ``name``, ``distribution`` and ``version`` (built-in plugins name this package); the runner always
+fills it; it is empty in records of schema version 1, which predate it (and may be in records built by hand). ``config`` is the full resolved config of the run (JSON-able; tuples are stored as lists) and
     ``config_key`` must equal :func:`config_key` of it. ``details`` holds free-form JSON-able extras of the
     protocol and runner (optional when reading; every other field is required).
 
@@ -118,6 +126,7 @@ class RunRecord:
     split_hash: str
     provenance: dict[str, Any]
     details: dict[str, Any] = field(default_factory=dict)
+    plugins: dict[str, dict[str, str]] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -127,8 +136,10 @@ class RunRecord:
             raise RecordError("invalid run record: " + "; ".join(problems))
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-able dict written to disk, ``schema_version`` first."""
+        """The JSON-able dict written to disk, ``schema_version`` first (a schema-1 record keeps its layout)."""
         fields = dataclasses.asdict(self)
+        if self.schema_version == 1:
+            fields.pop("plugins")
         return {"schema_version": fields.pop("schema_version"), **fields}
 
     @classmethod
@@ -137,12 +148,13 @@ class RunRecord:
         if not isinstance(data, dict):
             raise RecordError(f"a run record must be a JSON object, got {type(data).__name__}", file=source)
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_SCHEMA_VERSIONS or isinstance(version, bool):
             raise RecordError(
-                f"unsupported schema_version {version!r} (this medvlp-bench reads version {SCHEMA_VERSION})",
+                f"unsupported schema_version {version!r} (this medvlp-bench reads versions "
+                f"{', '.join(map(str, READABLE_SCHEMA_VERSIONS))})",
                 file=source,
             )
-        names = {item.name for item in dataclasses.fields(cls)}
+        names = {item.name for item in dataclasses.fields(cls)} - ({"plugins"} if version == 1 else set())
         missing = sorted(names - data.keys() - OPTIONAL_FIELDS)
         unknown = sorted(data.keys() - names)
         if missing or unknown:
@@ -187,8 +199,10 @@ def _problems(record: RunRecord) -> list[str]:
     for name in ("method", "task", "dataset", "protocol", "primary_metric", "split_hash"):
         if not isinstance(getattr(record, name), str) or not getattr(record, name):
             problems.append(f"{name} must be a non-empty string")
-    if record.schema_version != SCHEMA_VERSION:
-        problems.append(f"schema_version must be {SCHEMA_VERSION}")
+    if record.schema_version not in READABLE_SCHEMA_VERSIONS:
+        problems.append(f"schema_version must be one of {READABLE_SCHEMA_VERSIONS}")
+    else:
+        problems += _plugin_problems(record.plugins, record.schema_version)
     if record.data_source not in DATA_SOURCES:
         problems.append(f"data_source must be one of {DATA_SOURCES}, got {record.data_source!r}")
     if not _is_number(record.pct) or not 0.0 < record.pct <= 1.0:
@@ -209,6 +223,22 @@ def _problems(record: RunRecord) -> list[str]:
     elif record.config_key != config_key(record.config):
         problems.append("config_key is not the sha256 of the canonical JSON of config")
     problems += _provenance_problems(record.provenance)
+    return problems
+
+
+def _plugin_problems(plugins: Any, schema_version: int) -> list[str]:
+    """A schema-2 record that names plugins names every role of :data:`PLUGIN_ROLES` by name, distribution and
+    version; a schema-1 record names none."""
+    if not isinstance(plugins, dict):
+        return ["plugins must be an object of role -> {name, distribution, version}"]
+    if schema_version == 1:
+        return [] if not plugins else ["plugins must be empty in a schema_version 1 record"]
+    problems = [f"plugins lacks the role {role!r}" for role in PLUGIN_ROLES if plugins and role not in plugins]
+    for role, entry in plugins.items():
+        if not isinstance(entry, dict) or sorted(entry) != sorted(PLUGIN_KEYS) or not all(
+            isinstance(entry[key], str) for key in PLUGIN_KEYS
+        ):
+            problems.append(f"plugins.{role} must be an object of strings {', '.join(PLUGIN_KEYS)}")
     return problems
 
 

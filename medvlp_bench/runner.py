@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 import hashlib
 import sys
@@ -29,15 +28,12 @@ from medvlp_bench.data.locations import configured_data_root, harness_home
 from medvlp_bench.data.splits import SUBSAMPLE_SEED, split_hash, subsample_training, write_split_files
 from medvlp_bench.data.synthetic_store import ensure_synthetic
 from medvlp_bench.errors import MedvlpError
-from medvlp_bench.pretraining.service import DEFAULT_CORPUS, PretrainPlan, execute, plan_for_run, synthetic_descriptor
+from medvlp_bench.options import resolve_options
+from medvlp_bench.pretraining.service import PretrainPlan, execute, plan_for_run, synthetic_descriptor
 from medvlp_bench.protocols.feature_cache import encoder_fingerprint, preferred_device
 from medvlp_bench.records import RunRecord, collect_provenance, config_key, find_record, read_record, write_record
 from medvlp_bench.registry import Registry
 from medvlp_bench.specs import DatasetSpec, MethodContext, MethodSpec, ProtocolInputs, ProtocolSpec, SplitTables, TaskSpec
-
-#: encoder used when the user names none: the quick CPU profile on synthetic data, the paper's on real data
-DEFAULT_ENCODER = {"synthetic": "resnet18_64", "real": "resnet50"}
-
 
 @dataclass
 class RunRequest:
@@ -59,6 +55,7 @@ class RunRequest:
     force: bool = False
     hparams: dict = field(default_factory=dict)
     pretrain_epochs: Optional[int] = None
+    method_options: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -81,6 +78,9 @@ class RunPlan:
     ``method``, ``task``, ``protocol``, ``dataset`` are the specs; ``encoder`` the image encoder's name;
     ``data_source`` ``"synthetic"`` or ``"real"`` and ``data_folder`` the dataset's raw folder; ``splits`` the
     subsampled split tables (shared with other plans of the same task: read them, never modify them);
+    ``hparams`` the protocol's resolved options (its defaults, then the task's overrides, then ``--option``);
+    ``method_options`` the method's resolved options (those of its pretraining when it pretrains);
+    ``plugins`` role -> provenance (``name``, ``distribution``, ``version``) of every plugin involved;
     ``weights`` what identifies the weights (part of ``config``); ``pretrain`` the pretraining the run relies on
     (``None`` when the method does not pretrain or a checkpoint is given; it may already be in the model store:
     ``pretrain.out_dir``); ``config`` the run's full config and ``key`` its sha256 (:func:`config_key`);
@@ -98,6 +98,8 @@ class RunPlan:
     splits: SplitTables
     split_hash: str
     hparams: dict[str, Any]
+    method_options: dict[str, Any]
+    plugins: dict[str, dict[str, str]]
     weights: dict[str, Any]
     pretrain: Optional[PretrainPlan]
     config: dict[str, Any]
@@ -127,6 +129,8 @@ def locate_dataset(dataset: DatasetSpec, request: RunRequest) -> DataLocation:
 
 #: (task name, its load_splits, folder) -> split tables; see :func:`task_splits`
 _SPLITS: dict[tuple, SplitTables] = {}
+#: (task name, its load_splits, folder, pct) -> (subsampled tables, their split hash); see :func:`run_splits`
+_SUBSAMPLED: dict[tuple, tuple[SplitTables, str]] = {}
 
 
 def task_splits(task: TaskSpec, folder: Path) -> SplitTables:
@@ -136,6 +140,17 @@ def task_splits(task: TaskSpec, folder: Path) -> SplitTables:
     if memo_key not in _SPLITS:
         _SPLITS[memo_key] = task.load_splits(Path(folder))
     return _SPLITS[memo_key]
+
+
+def run_splits(task: TaskSpec, folder: Path, pct: float) -> tuple[SplitTables, str]:
+    """The task's splits with the training split subsampled to ``pct`` and their :func:`split_hash`, memoised like
+    :func:`task_splits` (seeds of one cell share them)."""
+    memo_key = (task.name, task.load_splits, str(Path(folder).resolve()), pct)
+    if memo_key not in _SUBSAMPLED:
+        full = task_splits(task, folder)
+        splits = SplitTables(subsample_training(full.train, pct), full.val, full.test)
+        _SUBSAMPLED[memo_key] = (splits, split_hash(splits))
+    return _SUBSAMPLED[memo_key]
 
 
 def file_sha256(path: Path) -> str:
@@ -166,7 +181,10 @@ def plan_run(registry: Registry, request: RunRequest) -> RunPlan:
     method = registry.get("method", request.method)
     task = registry.get("task", request.task)
     protocol = registry.get("protocol", task.protocol)
-    check_protocol_options(protocol, request.hparams)
+    hparams = resolve_options(protocol.options, (f"task {task.name!r} sets", task.hparams),
+                              ("--option", request.hparams), owner=f"protocol {protocol.name!r}")
+    method_options = resolve_options(method.options, ("--method-option", request.method_options),
+                                     owner=f"method {method.name!r}")
     if request.pretrain_epochs is not None:
         _check_pretrain_epochs(request, method)
     dataset = registry.get("dataset", task.dataset)
@@ -176,18 +194,23 @@ def plan_run(registry: Registry, request: RunRequest) -> RunPlan:
     if unknown:
         registry.get("dataset", unknown[0])
     location = locate_dataset(dataset, request)
-    full = task_splits(task, location.folder)
-    splits = SplitTables(subsample_training(full.train, request.pct), full.val, full.test)
-    hash_of_splits = split_hash(splits)
-    encoder_name = request.encoder or DEFAULT_ENCODER[location.source]
+    encoder_name = request.encoder or method.default_encoder.get(location.source)
+    if encoder_name is None:
+        raise MedvlpError(f"method {method.name!r} names no default image encoder for {location.source} data; "
+                          f"pass --encoder NAME (see medvlp-bench plugins)")
     registry.get("encoder", encoder_name)
+    splits, hash_of_splits = run_splits(task, location.folder, request.pct)
     weights, pretrain = _weights_plan(registry, method, request, location, encoder_name)
-    hparams = {**dict(task.hparams), **request.hparams}
+    if pretrain is not None:
+        method_options = dict(pretrain.config["options"])
+    plugins = run_plugins(registry, method=method.name, task=task.name, dataset=dataset.name,
+                          protocol=protocol.name, encoder=encoder_name, pretrain=pretrain)
     config = {
         "method": method.name,
         "task": task.name,
         "dataset": dataset.name,
         "protocol": protocol.name,
+        "protocol_version": protocol.version,
         "pct": request.pct,
         "seed": request.seed,
         "encoder": encoder_name,
@@ -200,14 +223,32 @@ def plan_run(registry: Registry, request: RunRequest) -> RunPlan:
         "split_hash": hash_of_splits,
         "subsample_seed": SUBSAMPLE_SEED,
         "hparams": hparams,
+        "method_options": method_options,
+        "plugins": plugins,
     }
     key = config_key(config)
     return RunPlan(
         request=request, method=method, task=task, protocol=protocol, dataset=dataset, encoder=encoder_name,
         data_source=location.source, data_folder=location.folder, splits=splits, split_hash=hash_of_splits,
-        hparams=hparams, weights=weights, pretrain=pretrain, config=config, key=key,
-        record_path=find_record(request.out_dir, key),
+        hparams=hparams, method_options=method_options, plugins=plugins, weights=weights, pretrain=pretrain,
+        config=config, key=key, record_path=find_record(request.out_dir, key),
     )
+
+
+def run_plugins(registry: Registry, *, method: str, task: str, dataset: str, protocol: str, encoder: str,
+                pretrain: Optional[PretrainPlan]) -> dict[str, dict[str, str]]:
+    """role -> provenance (name, distribution, version) of the plugins a run uses: ``method``, ``task``,
+    ``dataset``, ``protocol``, ``encoder`` and, when the run pretrains with one, ``text_encoder``."""
+    plugins = {
+        "method": registry.provenance("method", method),
+        "task": registry.provenance("task", task),
+        "dataset": registry.provenance("dataset", dataset),
+        "protocol": registry.provenance("protocol", protocol),
+        "encoder": registry.provenance("encoder", encoder),
+    }
+    if pretrain is not None and pretrain.config.get("text_encoder") is not None:
+        plugins["text_encoder"] = registry.provenance("text_encoder", pretrain.config["text_encoder"])
+    return plugins
 
 
 def execute_plan(registry: Registry, plan: RunPlan) -> RunOutcome:
@@ -227,6 +268,7 @@ def execute_plan(registry: Registry, plan: RunPlan) -> RunOutcome:
             data_source=plan.data_source,
             home=harness_home(),
             trust_checkpoint=request.trust_checkpoint,
+            options=plan.method_options,
         )
     )
     encoder_key = encoder_fingerprint(encoder)
@@ -238,7 +280,7 @@ def execute_plan(registry: Registry, plan: RunPlan) -> RunOutcome:
                 encoder_key=encoder_key,
                 splits=SplitTables(*(table.copy() for _, table in splits.items())),
                 seed=request.seed,
-                hparams={"pct": request.pct, **plan.hparams},
+                hparams=dict(plan.hparams),
                 cache_dir=harness_home() / "cache",
                 work_dir=Path(work_dir),
                 pct=request.pct,
@@ -264,6 +306,7 @@ def execute_plan(registry: Registry, plan: RunPlan) -> RunOutcome:
         encoder={**encoder.describe(), "name": plan.encoder, "weights_sha256": encoder_key},
         config=plan.config,
         config_key=plan.key,
+        plugins=plan.plugins,
         split_hash=plan.split_hash,
         provenance=collect_provenance(started, finished, device_description()),
         details={**dict(result.details), "split_rule": plan.task.split_rule, "data_folder": str(plan.data_folder)},
@@ -280,26 +323,24 @@ def _weights_plan(registry: Registry, method, request: RunRequest, location: Dat
         return {"checkpoint_sha256": file_sha256(request.checkpoint)}, None
     if method.pretrain is None:
         return {}, None
-    corpus = registry.get("dataset", DEFAULT_CORPUS)
+    if method.corpus is None:
+        raise MedvlpError(f"method {method.name!r} pretrains but names no corpus; pass --checkpoint PATH")
+    corpus = registry.get("dataset", method.corpus)
     corpus_location = locate_dataset(corpus, request)
     synthetic = (
         synthetic_descriptor(request.synthetic_seed, request.synthetic_scale)
         if corpus_location.source == "synthetic" else None
     )
     plan = plan_for_run(registry, method, data_source=location.source, corpus_folder=corpus_location.folder,
-                        synthetic=synthetic, image_encoder=encoder_name, max_epochs=request.pretrain_epochs)
+                        synthetic=synthetic, image_encoder=encoder_name, max_epochs=request.pretrain_epochs,
+                        options=request.method_options)
     return {"pretrain_key": plan.key, "pretrain": plan.config}, plan
 
 
-def check_protocol_options(protocol, options: dict) -> None:
-    """Reject ``--option`` names the protocol does not declare, with the closest declared names."""
-    if protocol.options is None:
-        return
-    for name in sorted(set(options) - set(protocol.options)):
-        close = difflib.get_close_matches(name, protocol.options, n=3, cutoff=0.5)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise MedvlpError(f"--option {name}: unknown option of protocol {protocol.name!r}{hint}; its options: "
-                          f"{', '.join(sorted(protocol.options))}")
+def check_protocol_options(protocol: ProtocolSpec, options: dict) -> None:
+    """Refuse ``--option`` names the protocol does not declare (with the closest declared names) and values of the
+    wrong type; ``protocol.options`` is a tuple of ``OptionSpec`` s, of plain names, or ``None``."""
+    resolve_options(protocol.options, ("--option", options), owner=f"protocol {protocol.name!r}")
 
 
 def _check_pretrain_epochs(request: RunRequest, method) -> None:

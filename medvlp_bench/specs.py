@@ -52,8 +52,9 @@ class TextEncoderSpec:
 class OptionSpec:
     """A declared option of a method or a protocol: its name, default, type and help.
 
-    ``type`` is the Python type a value must have (``None``: the default's type; ``float`` options accept ints);
-    ``choices`` limits the values. Unknown names are refused before any work, with the closest declared names.
+    ``type`` is the Python type a value must have, or a tuple of accepted types (``None``: the default's type;
+    ``float`` options accept ints); ``choices`` limits the values. Unknown names are refused before any work, with
+    the closest declared names (validation: :func:`medvlp_bench.options.resolve_options`).
     """
 
     name: str
@@ -114,13 +115,15 @@ class PretrainContext:
     ``trainer``: Lightning settings (``max_epochs``, ``batch_size``, ``devices``, ``strategy``, ``num_nodes``,
     ``precision``, ``accelerator``, ``num_workers``). ``options``: method options (recorded in the config).
     ``out_dir``: where checkpoints (``checkpoints/last.ckpt``), logs and ``config.json`` go; ``resume``: continue
-    from ``checkpoints/last.ckpt`` when present. ``pretrain`` returns the path of the final checkpoint.
+    from ``checkpoints/last.ckpt`` when present (set by ``pretrain --resume`` and when the model store holds an
+    interrupted run of the same config). ``text_encoder`` is ``None`` for an image-only method.
+    ``pretrain`` returns the path of the final checkpoint.
     """
 
     method: str
     corpus: "SplitTables"
     image_encoder: str
-    text_encoder: str
+    text_encoder: Optional[str]
     build_image_encoder: Callable[[str], ImageEncoder]
     build_text_encoder: Callable[[str, Optional[Sequence[str]], Optional[Iterable[str]]], TextEncoder]
     trainer: Mapping[str, Any]
@@ -153,8 +156,6 @@ class MethodSpec:
     options: tuple[OptionSpec, ...] = ()
     checkpoint_layouts: tuple[CheckpointLayout, ...] = ()
     load_image_text_model: Optional[Callable[[MethodContext], Any]] = None
-    default_text_encoder: Mapping[str, str] = field(default_factory=dict)
-    default_options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

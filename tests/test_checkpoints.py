@@ -1,7 +1,9 @@
 """Tests of safe checkpoint loading and of importing released checkpoint layouts into our encoders.
 
-Checkpoints are built in each released layout (reference/mgca-reference.md section 5) from a ResNet-18 wrapped like
-our encoder (the releases are ResNet-50; the key layout is the same), then loaded back through the public functions.
+Checkpoints are built in each released layout (the MGCA, GLoRIA and ConVIRT releases: key prefixes
+``img_encoder_q.model.``, ``gloria.img_encoder.model.``, ``img_encoder.model.``) from a ResNet-18 wrapped like our
+encoder (the releases are ResNet-50; the key layout is the same), then loaded back through the public functions,
+with the layouts the method plugins declare.
 """
 
 from __future__ import annotations
@@ -21,19 +23,29 @@ import torch
 from safetensors.torch import save_file
 
 from medvlp_bench.checkpoints import (
-    KNOWN_LAYOUTS,
+    PLAIN_LAYOUT,
     CheckpointError,
     MetadataStandIn,
     UntrustedCheckpointError,
     detect_layout,
     extract_state_dict,
     import_encoder_weights,
-    layout_prefixes,
     load_encoder_checkpoint,
     safe_load,
 )
 from medvlp_bench.errors import MedvlpError
+from medvlp_bench.registry import load_registry
+from medvlp_bench.specs import CheckpointLayout
 from medvlp_bench_plugins.encoders.torchvision_resnet import ResNetEncoder
+
+#: the layouts the vision-language method plugins declare, in the order MGCA, GLoRIA, ConVIRT (no repeats)
+RELEASED = tuple(dict.fromkeys(
+    layout for name in ("mgca", "gloria", "convirt") for layout in load_registry().get("method", name).checkpoint_layouts
+))
+
+
+def layout_named(name: str) -> CheckpointLayout:
+    return next(layout for layout in RELEASED if layout.name == name)
 
 
 @pytest.fixture(scope="module")
@@ -240,7 +252,7 @@ def test_each_released_layout_imports_exactly(
     encoder = new_encoder()
     assert not torch.equal(encoder.state_dict()["model.conv1.weight"], source.state_dict()["model.conv1.weight"])
 
-    report = load_encoder_checkpoint(encoder, path)
+    report = load_encoder_checkpoint(encoder, path, layouts=RELEASED)
 
     _assert_same_weights(encoder, source)
     assert (report.prefix, report.layout) == (prefix, layout)
@@ -252,9 +264,9 @@ def test_each_released_layout_imports_exactly(
     assert f"imported {len(source.state_dict())} of {len(source.state_dict())}" in report.summary()
 
     state = extract_state_dict(safe_load(path), source=path)
-    assert detect_layout(state, encoder) == layout
+    assert detect_layout(state, encoder, RELEASED) == layout
     encoder = new_encoder()
-    named = import_encoder_weights(encoder, state, prefixes=layout_prefixes(layout), source=path, strict=True)
+    named = import_encoder_weights(encoder, state, layouts=[layout_named(layout)], source=path, strict=True)
     assert named.prefix == prefix
     _assert_same_weights(encoder, source)
 
@@ -462,7 +474,7 @@ def test_checkpoint_without_encoder_weights_is_refused(tmp_path, new_encoder):
     path = tmp_path / "text_only.ckpt"
     torch.save({"state_dict": {"text_encoder_q.model.embeddings.word_embeddings.weight": torch.randn(30, 8)}}, path)
     with pytest.raises(CheckpointError, match="no weights imported") as error:
-        load_encoder_checkpoint(new_encoder(), path)
+        load_encoder_checkpoint(new_encoder(), path, layouts=RELEASED)
     message = str(error.value)
     assert str(path) in message and "'img_encoder_q.model.'" in message and "text_encoder_q.model" in message
 
@@ -470,7 +482,7 @@ def test_checkpoint_without_encoder_weights_is_refused(tmp_path, new_encoder):
 def test_wrong_layout_is_refused(tmp_path, source, new_encoder):
     path = _write(tmp_path, source, _mgca, "mgca.ckpt", torch.save)
     with pytest.raises(CheckpointError, match="no weights imported"):
-        load_encoder_checkpoint(new_encoder(), path, layout="gloria")
+        load_encoder_checkpoint(new_encoder(), path, layouts=[layout_named("gloria")])
 
 
 def test_all_shapes_differing_is_refused(source, new_encoder):
@@ -536,7 +548,8 @@ def test_prefix_with_most_matches_wins_and_ties_go_to_the_first(source, new_enco
     assert import_encoder_weights(new_encoder(), state, prefixes=prefixes).prefix == "img_encoder_k.model."
     del state["img_encoder_k.model.conv1.weight"]
     report = import_encoder_weights(new_encoder(), state, prefixes=prefixes)
-    assert report.prefix == "img_encoder_q.model." and report.layout == "mgca"
+    assert report.prefix == "img_encoder_q.model." and report.layout is None
+    assert import_encoder_weights(new_encoder(), state, layouts=RELEASED).layout == "mgca"
     total = len(source.state_dict())
     assert report.candidates == (("img_encoder_k.model.", total - 1), ("img_encoder_q.model.", total))
 
@@ -564,11 +577,31 @@ def test_extract_state_dict_from_module_and_refusals():
         extract_state_dict([torch.ones(1)])
 
 
-def test_layout_registry():
-    assert layout_prefixes() == ["", "img_encoder_q.model.", "gloria.img_encoder.model.", "img_encoder.model."]
-    assert layout_prefixes("mgca") == ["img_encoder_q.model."]
-    assert KNOWN_LAYOUTS["convirt"] == ("img_encoder.model.", "")
-    with pytest.raises(CheckpointError, match="known: torchvision, mgca, gloria, convirt"):
-        layout_prefixes("medclip")
-    with pytest.raises(TypeError):
-        KNOWN_LAYOUTS["mine"] = ("x.",)
+def test_each_method_declares_its_layouts_and_a_prefix_is_tried_once():
+    assert [layout.name for layout in RELEASED] == ["torchvision", "mgca", "harness", "gloria", "convirt"]
+    assert layout_named("convirt").prefixes == ("img_encoder.model.", "")
+    assert load_registry().get("method", "random").checkpoint_layouts == ()
+    state = {"text.embeddings.weight": torch.zeros(1)}
+    with pytest.raises(CheckpointError, match=r"prefixes tried \('', 'img_encoder_q.model.', "
+                                              r"'gloria.img_encoder.model.', 'img_encoder.model.'\)"):
+        import_encoder_weights(ResNetEncoder("resnet18", 64), state, layouts=RELEASED)
+
+
+def test_a_third_party_layout_with_a_filter_function_imports(tmp_path, source, new_encoder):
+    """A method with its own layout (here: backbone under ``net.trunk.`` with ``bn`` renamed ``norm``) maps its
+    checkpoint to backbone names with a filter function, as timm keeps ``checkpoint_filter_fn`` beside a model."""
+    renamed = {"net.trunk." + key.replace("bn", "norm"): value for key, value in _backbone(source, "").items()}
+    path = tmp_path / "mine.ckpt"
+    torch.save({"state_dict": renamed}, path)
+
+    def to_backbone(state):
+        return {key[len("net.trunk."):].replace("norm", "bn"): value for key, value in state.items()
+                if key.startswith("net.trunk.")}
+
+    layout = CheckpointLayout("mine", filter=to_backbone)
+    encoder = new_encoder()
+    report = load_encoder_checkpoint(encoder, path, layouts=[PLAIN_LAYOUT, layout])
+    assert report.ok and report.layout == "mine" and report.prefix == "mine filter"
+    _assert_same_weights(encoder, source)
+    with pytest.raises(CheckpointError, match="no weights imported"):
+        load_encoder_checkpoint(new_encoder(), path)

@@ -27,8 +27,10 @@ def test_run_writes_complete_records(results, capsys):
     record = json.loads(records[0].read_text())
     for field in ("schema_version", "method", "task", "dataset", "data_source", "pct", "seed", "protocol",
                   "metrics", "primary_metric", "higher_is_better", "n_train", "n_val", "n_test", "checkpoint",
-                  "checkpoint_sha256", "encoder", "config", "config_key", "split_hash", "provenance"):
+                  "checkpoint_sha256", "encoder", "config", "config_key", "split_hash", "provenance", "plugins"):
         assert field in record, field
+    assert record["schema_version"] == 2 and record["plugins"]["task"]["name"] == "rsna_cls"
+    assert record["plugins"]["method"]["distribution"] == "medvlp-bench"
     assert record["data_source"] == "synthetic" and record["encoder"]["arch"] == "resnet18"
     assert 0.0 <= record["metrics"]["auroc"] <= 1.0
     assert record["n_train"] + record["n_val"] + record["n_test"] == 150
@@ -118,3 +120,14 @@ def test_run_options_reach_the_protocol_and_the_config(results, tmp_path, capsys
 def test_unknown_dataset_path_name_exits_2(capsys):
     assert main(["run", "--method", "random", "--task", "rsna_cls", "--dataset-path", "rnsa=/nowhere", *TINY]) == 2
     assert "Did you mean 'rsna'" in capsys.readouterr().err
+
+
+def test_a_misspelt_method_option_fails_before_any_work_naming_the_declared_one(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MEDVLP_HOME", str(tmp_path / "home"))
+    assert main(["pretrain", "--method", "convirt", "--option", "temprature=0.5", *TINY]) == 1
+    assert "--option temprature: unknown option of method 'convirt' (did you mean temperature?)" in (
+        capsys.readouterr().err)
+    assert main(["run", "--method", "convirt", "--task", "rsna_cls", "--method-option", "temprature=0.5",
+                 "--out", str(tmp_path / "out"), *TINY]) == 1
+    assert "--method-option temprature" in capsys.readouterr().err
+    assert not (tmp_path / "home").exists() and not (tmp_path / "out").exists()

@@ -42,8 +42,12 @@ def module(**options) -> ConVIRTModule:
 
 def test_spec_names_and_defaults(spec):
     assert spec.name == "convirt" and spec.pretrain is not None
-    assert spec.default_text_encoder == {"synthetic": "tiny_bert", "real": "bio_clinicalbert"}
-    assert spec.default_options["temperature"] == 0.07 and spec.default_options["gather_negatives"] is False
+    assert {source: profile.text_encoder for source, profile in spec.pretraining_profiles.items()} == {
+        "synthetic": "tiny_bert", "real": "bio_clinicalbert"}
+    assert spec.corpus == "mimic_cxr" and spec.default_encoder == {"synthetic": "resnet18_64", "real": "resnet50"}
+    options = {option.name: option.default for option in spec.options}
+    assert options["temperature"] == 0.07 and options["gather_negatives"] is False
+    assert all(option.help for option in spec.options)
 
 
 def test_training_step_is_infonce_of_the_projected_global_embeddings():
@@ -112,7 +116,7 @@ def test_vlp_encoders_use_the_reference_normalisation():
     assert tuple(encoder.mean) == tuple(encoder.std) == (0.5, 0.5, 0.5)
 
 
-def test_imported_checkpoint_counts_are_recorded_with_the_encoder(tmp_path):
+def test_imported_checkpoint_counts_are_recorded_with_the_encoder(tmp_path, spec):
     import torch
 
     from medvlp_bench.specs import MethodContext
@@ -125,7 +129,7 @@ def test_imported_checkpoint_counts_are_recorded_with_the_encoder(tmp_path):
     context = MethodContext(encoder="resnet18", build_encoder=lambda name: ResNetEncoder(name, 64),
                             load_imagenet=lambda name, module: None, checkpoint=path, seed=0,
                             data_source="synthetic", home=tmp_path)
-    described = load_image_encoder(context, "convirt").describe()
+    described = load_image_encoder(context, "convirt", spec.checkpoint_layouts).describe()
     report = described["weights_report"]
     assert report["matched"] > 0 and report["missing"] == 0 and report["shape_mismatch"] == 0
 

@@ -40,8 +40,10 @@ def module(**options) -> GloriaModule:
 
 def test_spec_names_and_defaults(spec):
     assert spec.name == "gloria" and spec.pretrain is not None
-    assert spec.default_text_encoder == {"synthetic": "tiny_bert", "real": "bio_clinicalbert"}
-    options = spec.default_options
+    assert {source: profile.text_encoder for source, profile in spec.pretraining_profiles.items()} == {
+        "synthetic": "tiny_bert", "real": "bio_clinicalbert"}
+    assert spec.corpus == "mimic_cxr" and spec.default_encoder == {"synthetic": "resnet18_64", "real": "resnet50"}
+    options = {option.name: option.default for option in spec.options}
     assert (options["region_attention_scale"], options["word_match_scale"], options["logit_scale"]) == (4.0, 5.0, 10.0)
     assert (options["global_weight"], options["local_weight"]) == (1.0, 1.0)
 

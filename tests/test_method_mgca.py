@@ -53,8 +53,10 @@ def first_run(tmp_path_factory, spec):
 
 def test_spec_names_defaults_and_options(spec):
     assert spec.name == "mgca" and spec.pretrain is not None
-    assert spec.default_text_encoder == {"synthetic": "tiny_bert", "real": "bio_clinicalbert"}
-    options = spec.default_options
+    assert {source: profile.text_encoder for source, profile in spec.pretraining_profiles.items()} == {
+        "synthetic": "tiny_bert", "real": "bio_clinicalbert"}
+    assert spec.corpus == "mimic_cxr" and spec.default_encoder == {"synthetic": "resnet18_64", "real": "resnet50"}
+    options = {option.name: option.default for option in spec.options}
     assert (options["ita_weight"], options["local_weight"], options["prototype_weight"]) == (1.0, 1.0, 1.0)
     assert (options["ita_temperature"], options["local_temperature"], options["prototype_temperature"]) == (
         0.07, 0.1, 0.2)

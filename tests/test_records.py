@@ -64,6 +64,9 @@ def make_record(method="mgca", task="rsna_cls", pct=0.01, seed=0, auroc=0.8, **c
         config_key=config_key(config),
         split_hash="0" * 64,
         provenance=dict(PROVENANCE),
+        plugins={role: {"name": name, "distribution": "medvlp-bench", "version": "0.1.0"}
+                 for role, name in (("method", method), ("task", task), ("dataset", "rsna"),
+                                    ("protocol", "linear_probe"), ("encoder", "resnet50"))},
     )
 
 
@@ -109,7 +112,9 @@ def test_record_filename_pattern_and_safe_characters():
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"schema_version": 2}, "unsupported schema_version 2"),
+        ({"schema_version": 3}, "unsupported schema_version 3"),
+        ({"plugins": {"method": {"name": "mgca"}}}, "plugins lacks the role 'task'"),
+        ({"plugins": {"method": {"name": "mgca"}}}, "plugins.method must be an object of strings"),
         ({"data_source": "mixed"}, "data_source"),
         ({"pct": 0.0}, "pct"),
         ({"seed": True}, "seed"),
@@ -129,6 +134,26 @@ def test_invalid_records_are_rejected_naming_the_file(change, message):
     with pytest.raises(RecordError, match=re.escape(message)) as error:
         RunRecord.from_dict(data, source="results/x.json")
     assert str(error.value).startswith("results/x.json: ")
+
+
+def test_a_schema_1_record_loads_without_plugins_and_keeps_its_layout(tmp_path):
+    data = make_record().to_dict()
+    del data["plugins"]
+    data["schema_version"] = 1
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(data))
+    old = read_record(path)
+    assert old.schema_version == 1 and old.plugins == {}
+    assert old.to_dict() == data
+    with pytest.raises(RecordError, match=r"unknown fields \['plugins'\]"):
+        RunRecord.from_dict({**data, "plugins": make_record().plugins})
+
+
+def test_a_schema_2_record_names_its_plugins():
+    data = make_record().to_dict()
+    assert data["schema_version"] == SCHEMA_VERSION == 2
+    assert data["plugins"]["method"] == {"name": "mgca", "distribution": "medvlp-bench", "version": "0.1.0"}
+    assert RunRecord.from_dict(data).plugins == data["plugins"]
 
 
 def test_missing_field_is_named():

@@ -63,7 +63,7 @@ def test_invalid_and_duplicate_names_become_problems():
     origin = Origin("thirdparty", "0.1", "ep")
     spec = MethodSpec(name="ok_name", description="", load_image_encoder=lambda c: None)
     registry.add("method", spec, origin)
-    registry.add("method", spec, Origin("other", "2.0", "ep2"))
+    registry.add("method", spec, Origin("thirdparty", "0.1", "ep2"))
     registry.add("method", MethodSpec(name="Bad Name", description="", load_image_encoder=lambda c: None), origin)
     registry.add("method", "not a spec", origin)
     assert registry.names("method") == ["ok_name"]
@@ -71,6 +71,49 @@ def test_invalid_and_duplicate_names_become_problems():
     assert "duplicate method name 'ok_name'" in registry.problems[0] and "thirdparty 0.1" in registry.problems[0]
     assert "invalid method name" in registry.problems[1]
     assert "expected MethodSpec" in registry.problems[2]
+
+
+def test_two_third_party_distributions_with_one_name_are_both_refused_naming_both():
+    registry = Registry()
+    spec = MethodSpec(name="shared", description="", load_image_encoder=lambda c: None)
+    registry.add("method", MethodSpec(name="random", description="", load_image_encoder=lambda c: None),
+                 Origin("built-in", "1", "random"))
+    for distribution in ("alpha-plugins", "beta-plugins", "gamma-plugins"):
+        registry.add("method", spec, Origin(distribution, "1.0", "ep"))
+    registry.add("method", MethodSpec(name="random", description="", load_image_encoder=lambda c: None),
+                 Origin("alpha-plugins", "1.0", "ep"))
+    assert registry.names("method") == ["random"]
+    assert registry.entries["method"]["random"].origin.distribution == "built-in"
+    first, third, impostor = registry.problems
+    assert "registered by two distributions, alpha-plugins 1.0" in first and "beta-plugins 1.0" in first
+    assert "both refused" in first
+    assert third.startswith("gamma-plugins 1.0") and "also registered by alpha-plugins 1.0" in third
+    assert "duplicate method name 'random'" in impostor and "ignored" in impostor
+
+
+def test_a_task_with_an_unknown_protocol_dataset_or_target_is_refused_at_load_time():
+    from medvlp_bench.specs import DatasetSpec, ProtocolSpec, TaskSpec
+
+    registry = Registry()
+    origin = Origin("my-tasks", "0.3", "tasks")
+    registry.add("dataset", DatasetSpec("pairs", "", "", "", "pairs", check=lambda folder: []), origin)
+    registry.add("protocol", ProtocolSpec("probe", "", run=lambda inputs: None, targets=("binary", "multilabel")),
+                 origin)
+    registry.add("protocol", ProtocolSpec("anything", "", run=lambda inputs: None), origin)
+
+    def task(name, dataset="pairs", protocol="probe", target="binary"):
+        return TaskSpec(name=name, dataset=dataset, protocol=protocol, description="", load_splits=lambda f: None,
+                        label_names=("a",), target=target, primary_metric="auroc")
+
+    for spec in (task("good"), task("free", protocol="anything", target="mask"), task("no_protocol", protocol="prob"),
+                 task("no_dataset", dataset="pair"), task("wrong_target", target="boxes")):
+        registry.add("task", spec, origin)
+    registry.check_tasks()
+    assert registry.names("task") == ["free", "good"]
+    problems = "\n".join(registry.problems)
+    assert "my-tasks 0.3 (entry point 'tasks'): task 'no_protocol' refused: its protocol 'prob' is not" in problems
+    assert "task 'no_dataset' refused: its dataset 'pair' is not registered" in problems
+    assert "task 'wrong_target' refused: its target 'boxes' is not one its protocol 'probe' accepts" in problems
 
 
 def test_broken_plugins_are_reported_and_everything_else_works(tmp_path):
@@ -107,6 +150,7 @@ def test_example_third_party_package_installs_and_registers(tmp_path, repo_root)
     assert done.returncode == 0, done.stderr
     listing = _plugins_json(site)
     rows = {(row["kind"], row["name"]): row for row in listing["plugins"]}
-    assert rows[("encoder", "tiny_cnn")]["origin"] == "medvlp-bench-example-plugin 0.1.0"
+    assert rows[("encoder", "tiny_cnn")]["origin"] == "medvlp-bench-example-plugin 0.2.0"
+    assert rows[("task", "example_rsna_quick")]["origin"] == "medvlp-bench-example-plugin 0.2.0"
     assert rows[("method", "example_method")]["entry_point"] == "example"
     assert listing["problems"] == []

@@ -166,3 +166,74 @@ def test_planned_pretraining_names_the_model_store_folder_and_is_part_of_the_key
     longer = plan_run(registry, RunRequest(**{**request.__dict__, "pretrain_epochs": 7}))
     assert longer.pretrain.config["max_epochs"] == 7 and longer.key != plan.key
 
+
+
+def _replaced(registry, kind, name, origin=None, **changes):
+    """A copy of ``registry`` with the spec ``kind``/``name`` changed by ``changes`` (and its origin replaced)."""
+    import dataclasses
+
+    from medvlp_bench.registry import Registered, Registry
+
+    copy = Registry({kind_: dict(entries) for kind_, entries in registry.entries.items()}, list(registry.problems))
+    entry = registry.entries[kind][name]
+    copy.entries[kind][name] = Registered(dataclasses.replace(entry.spec, **changes), origin or entry.origin)
+    return copy
+
+
+def test_a_changed_default_protocol_version_or_plugin_version_never_reuses_a_record(registry, tmp_path):
+    from medvlp_bench.registry import Origin
+    from medvlp_bench.runner import plan_run
+    from medvlp_bench.specs import OptionSpec
+
+    declared = tuple(OptionSpec(name, value, name) for name, value in
+                     {"lr": 1e-3, "weight_decay": 0.0, "batch_size": 64, "max_epochs": 10, "patience": 3}.items())
+    with_defaults = _replaced(_replaced(registry, "protocol", "linear_probe", options=declared),
+                              "task", "covidx_cls", hparams={})  # a task that keeps the protocol's defaults
+    request = RunRequest(method="random", task="covidx_cls", pct=0.1, synthetic=True, synthetic_scale=0.1,
+                         out_dir=tmp_path)
+    outcome = run(with_defaults, request)
+    record = outcome.record
+    assert record.plugins["method"] == {"name": "random", "distribution": "medvlp-bench",
+                                        "version": record.plugins["protocol"]["version"]}
+    assert set(record.plugins) == {"method", "task", "dataset", "protocol", "encoder"}
+    assert record.config["protocol_version"] == "1" and record.config["plugins"] == record.plugins
+    assert record.config["hparams"] == {"lr": 1e-3, "weight_decay": 0.0, "batch_size": 64, "max_epochs": 10,
+                                        "patience": 3}
+    assert run(with_defaults, request).skipped
+
+    changed_default = tuple(OptionSpec(o.name, 4 if o.name == "patience" else o.default, o.help) for o in declared)
+    variants = {
+        "protocol default": _replaced(with_defaults, "protocol", "linear_probe", options=changed_default),
+        "protocol version": _replaced(with_defaults, "protocol", "linear_probe", version="2"),
+        "method package": _replaced(with_defaults, "method", "random", Origin("medvlp-random", "2.0", "random")),
+        "encoder package": _replaced(with_defaults, "encoder", "resnet18_64", Origin("my-encoders", "0.1", "e")),
+    }
+    for what, variant in variants.items():
+        plan = plan_run(variant, request)
+        assert plan.record_path is None and plan.key != record.config_key, what
+    upgraded = run(variants["method package"], request)
+    assert not upgraded.skipped
+    assert upgraded.record.plugins["method"] == {"name": "random", "distribution": "medvlp-random", "version": "2.0"}
+
+
+def test_method_options_are_validated_first_and_enter_pretraining_and_the_key(registry, tmp_path):
+    from medvlp_bench.errors import MedvlpError
+    from medvlp_bench.runner import plan_run
+
+    request = RunRequest(method="convirt", task="rsna_cls", pct=1.0, synthetic=True, synthetic_scale=0.1,
+                         out_dir=tmp_path, method_options={"temprature": 0.5})
+    with pytest.raises(MedvlpError, match=r"--method-option temprature: unknown option of method 'convirt' \(did "
+                                          r"you mean temperature\?\)"):
+        plan_run(registry, request)
+    with pytest.raises(MedvlpError, match="--method-option temperature: method 'convirt' option temperature must "
+                                          "be a number"):
+        plan_run(registry, RunRequest(**{**request.__dict__, "method_options": {"temperature": "low"}}))
+    with pytest.raises(MedvlpError, match="unknown option of method 'random'; its options: none"):
+        plan_run(registry, RunRequest(**{**request.__dict__, "method": "random", "method_options": {"x": 1}}))
+    default = plan_run(registry, RunRequest(**{**request.__dict__, "method_options": {}}))
+    warmer = plan_run(registry, RunRequest(**{**request.__dict__, "method_options": {"temperature": 0.5}}))
+    assert default.pretrain.config["options"]["temperature"] == 0.07
+    assert warmer.pretrain.config["options"]["temperature"] == 0.5
+    assert warmer.config["method_options"]["temperature"] == 0.5
+    assert warmer.pretrain.key != default.pretrain.key and warmer.key != default.key
+    assert warmer.pretrain.config["options"]["learning_rate"] == 1e-3  # the synthetic profile still applies

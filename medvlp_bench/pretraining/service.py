@@ -10,35 +10,29 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 from medvlp_bench.data.locations import SYNTHETIC_VERSION, harness_home
 from medvlp_bench.data.splits import split_hash
 from medvlp_bench.data.synthetic_store import exclusive_lock
 from medvlp_bench.errors import MedvlpError, WeightsNotFoundError
-from medvlp_bench.pretraining.model_store import pretrain_key, store_folder, stored_checkpoint, write_config
+from medvlp_bench.options import resolve_options
+from medvlp_bench.pretraining.model_store import (
+    LAST_CHECKPOINT,
+    pretrain_key,
+    store_folder,
+    stored_checkpoint,
+    write_config,
+)
 from medvlp_bench.registry import Registry
-from medvlp_bench.specs import DatasetSpec, MethodSpec, PretrainContext, SplitTables
-
-#: the CPU profile used on the synthetic corpus (see the README's "Synthetic pretraining profile"): randomly
-#: initialised encoders need a higher learning rate than the reference's (lr 2e-5 from pretrained weights) and,
-#: with a few hundred steps, a short warm-up; a text tower trained from scratch gathers a report into [CLS] only
-#: slowly, so the report feature is the mean token state. Each option applies to the methods that have it.
-SYNTHETIC_PRETRAINING = {
-    "max_epochs": 4,
-    "batch_size": 64,
-    "options": {"learning_rate": 1e-3, "warmup_fraction": 0.05, "report_pooling": "mean", "projection_hidden_dim": 512},
-}
-REAL_PRETRAINING = {"max_epochs": 50, "batch_size": 72, "options": {}}
-DEFAULT_CORPUS = "mimic_cxr"
-
+from medvlp_bench.specs import DatasetSpec, MethodSpec, PretrainContext, PretrainingProfile, SplitTables
 
 @dataclass
 class PretrainRequest:
     """A pretraining job (see ``medvlp-bench pretrain --help``); ``None`` fields take the method's defaults."""
 
     method: str
-    corpus: str = DEFAULT_CORPUS
+    corpus: Optional[str] = None
     data_source: str = "synthetic"
     corpus_folder: Optional[Path] = None
     synthetic: Optional[dict] = None
@@ -58,36 +52,57 @@ class PretrainRequest:
     out_dir: Optional[Path] = None
 
 
-def _defaults(request: PretrainRequest) -> dict:
-    return SYNTHETIC_PRETRAINING if request.data_source == "synthetic" else REAL_PRETRAINING
+def profile_of(method: MethodSpec, data_source: str) -> PretrainingProfile:
+    """The method's pretraining profile for ``data_source``; a clear error when it declares none."""
+    profile = method.pretraining_profiles.get(data_source)
+    if profile is None:
+        declared = ", ".join(sorted(method.pretraining_profiles)) or "none"
+        raise MedvlpError(
+            f"method {method.name!r} declares no pretraining profile for {data_source} data (its profiles: "
+            f"{declared}); name every setting: medvlp-bench pretrain --method {method.name} --image-encoder NAME "
+            f"--text-encoder NAME --epochs N --batch-size N"
+        )
+    return profile
+
+
+def _profile_or_request(method: MethodSpec, request: PretrainRequest) -> Optional[PretrainingProfile]:
+    """The profile, or ``None`` when the request names every setting a profile would give."""
+    named = request.image_encoder and request.max_epochs and request.batch_size
+    if named and request.data_source not in method.pretraining_profiles:
+        return None
+    return profile_of(method, request.data_source)
 
 
 def resolve_config(method: MethodSpec, dataset: DatasetSpec, request: PretrainRequest, corpus_hash: str) -> dict:
-    """The pretraining config that identifies a model: everything that changes the learnt weights."""
-    defaults = _defaults(request)
-    image_encoder = request.image_encoder or ("resnet18_64" if request.data_source == "synthetic" else "resnet50")
-    text_encoder = request.text_encoder or method.default_text_encoder.get(request.data_source)
-    if text_encoder is None:
-        raise MedvlpError(f"method {method.name!r} names no default text encoder; pass --text-encoder")
-    batch_size = request.batch_size or defaults["batch_size"]
+    """The pretraining config that identifies a model: everything that changes the learnt weights.
+
+    Settings come from the request, else the method's profile for the data source; options are the method's
+    declared defaults, then the profile's, then the request's (validated by :func:`resolve_options`).
+    :func:`plan_pretraining` adds ``plugins`` (role -> provenance), so an upgraded plugin retrains.
+    """
+    profile = _profile_or_request(method, request)
+    text_encoder = request.text_encoder or (profile.text_encoder if profile is not None else None)
+    batch_size = request.batch_size or profile.batch_size
+    options = resolve_options(
+        method.options,
+        ("profile", profile.options if profile is not None else {}),
+        ("--option", request.options),
+        owner=f"method {method.name!r}",
+    )
     return {
         "method": method.name,
         "corpus": dataset.name,
         "data_source": request.data_source,
         "synthetic": request.synthetic if request.data_source == "synthetic" else None,
         "corpus_hash": corpus_hash,
-        "image_encoder": image_encoder,
+        "image_encoder": request.image_encoder or profile.image_encoder,
         "text_encoder": text_encoder,
-        "max_epochs": request.max_epochs or defaults["max_epochs"],
+        "max_epochs": request.max_epochs or profile.max_epochs,
         "batch_size_per_device": batch_size,
         "global_batch_size": batch_size * request.devices * request.num_nodes,
         "precision": request.precision,
         "seed": request.seed,
-        "options": {
-            **dict(method.default_options),
-            **{name: value for name, value in defaults["options"].items() if name in method.default_options},
-            **request.options,
-        },
+        "options": options,
     }
 
 
@@ -106,16 +121,18 @@ class PretrainPlan:
         return Path(self.request.out_dir) if self.request.out_dir else store_folder(self.method.name, self.key)
 
 
-#: (corpus name, its load_corpus, folder) -> tables; see :func:`corpus_tables`
-_CORPORA: dict[tuple, SplitTables] = {}
+#: (corpus name, its load_corpus, folder) -> (tables, their split hash); see :func:`corpus_tables`
+_CORPORA: dict[tuple, tuple[SplitTables, str]] = {}
 
 
-def corpus_tables(dataset: DatasetSpec, folder: Optional[Path]) -> SplitTables:
-    """``dataset.load_corpus(folder)``, memoised within the process per dataset and folder (planning many runs that
-    rely on one pretraining reads the corpus tables once). The tables are shared: callers must not modify them."""
+def corpus_tables(dataset: DatasetSpec, folder: Optional[Path]) -> tuple[SplitTables, str]:
+    """``dataset.load_corpus(folder)`` and its :func:`split_hash`, memoised within the process per dataset and folder
+    (planning many runs that rely on one pretraining reads the corpus once). The tables are shared: callers must
+    not modify them."""
     memo_key = (dataset.name, dataset.load_corpus, str(Path(folder).resolve()) if folder is not None else None)
     if memo_key not in _CORPORA:
-        _CORPORA[memo_key] = dataset.load_corpus(folder)
+        tables = dataset.load_corpus(folder)
+        _CORPORA[memo_key] = (tables, split_hash(tables))
     return _CORPORA[memo_key]
 
 
@@ -124,12 +141,31 @@ def plan_pretraining(registry: Registry, request: PretrainRequest) -> PretrainPl
     method = registry.get("method", request.method)
     if method.pretrain is None:
         raise MedvlpError(f"method {method.name!r} does not pretrain (it has no pretraining stage)")
-    dataset = registry.get("dataset", request.corpus)
+    corpus_name = request.corpus or method.corpus
+    if corpus_name is None:
+        raise MedvlpError(f"method {method.name!r} names no corpus; pass --corpus DATASET")
+    dataset = registry.get("dataset", corpus_name)
     if dataset.load_corpus is None:
         raise MedvlpError(f"dataset {dataset.name!r} is not a pretraining corpus")
-    corpus = corpus_tables(dataset, request.corpus_folder)
-    config = resolve_config(method, dataset, request, split_hash(corpus))
+    check_options(method, request.options)
+    corpus, corpus_hash = corpus_tables(dataset, request.corpus_folder)
+    config = resolve_config(method, dataset, request, corpus_hash)
+    config["plugins"] = pretraining_plugins(registry, config)
     return PretrainPlan(request, method, corpus, config, pretrain_key(config))
+
+
+def pretraining_plugins(registry: Registry, config: Mapping[str, Any]) -> dict[str, dict]:
+    """role -> provenance (name, distribution, version) of the plugins a pretraining config uses."""
+    roles = {"method": ("method", config["method"]), "corpus": ("dataset", config["corpus"]),
+             "image_encoder": ("encoder", config["image_encoder"])}
+    if config["text_encoder"] is not None:
+        roles["text_encoder"] = ("text_encoder", config["text_encoder"])
+    return {role: registry.provenance(kind, name) for role, (kind, name) in roles.items()}
+
+
+def check_options(method: MethodSpec, options: Mapping[str, Any]) -> None:
+    """Refuse option names the method does not declare (closest names suggested) and values of the wrong type."""
+    resolve_options(method.options, ("--option", options), owner=f"method {method.name!r}")
 
 
 def execute(registry: Registry, plan: PretrainPlan) -> Path:
@@ -151,9 +187,12 @@ def _train(registry: Registry, plan: PretrainPlan, out_dir: Path) -> Path:
     stored = stored_checkpoint(plan.method.name, plan.key)
     if stored is not None and request.out_dir is None and not request.resume:
         return stored
+    interrupted = request.out_dir is None and (out_dir / LAST_CHECKPOINT).is_file()
     write_config(out_dir, {**config, "config_key": plan.key})
-    print(f"medvlp-bench: pretraining {plan.method.name} ({config['image_encoder']} + {config['text_encoder']}, "
-          f"{config['max_epochs']} epochs, {len(plan.corpus.train)} pairs) into {out_dir}", file=sys.stderr)
+    encoders = " + ".join(name for name in (config["image_encoder"], config["text_encoder"]) if name)
+    action = "resuming the interrupted pretraining of" if interrupted else "pretraining"
+    print(f"medvlp-bench: {action} {plan.method.name} ({encoders}, {config['max_epochs']} epochs, "
+          f"{len(plan.corpus.train)} pairs) into {out_dir}", file=sys.stderr)
     context = PretrainContext(
         method=plan.method.name,
         corpus=plan.corpus,
@@ -169,7 +208,7 @@ def _train(registry: Registry, plan: PretrainPlan, out_dir: Path) -> Path:
         options=config["options"],
         seed=request.seed,
         out_dir=out_dir,
-        resume=request.resume,
+        resume=request.resume or interrupted,
         image_cache_root=harness_home() / "cache" / "images",
     )
     return plan.method.pretrain(context)
@@ -183,18 +222,27 @@ def pretrain(registry: Registry, request: PretrainRequest) -> Path:
 def plan_for_run(
     registry: Registry, method: MethodSpec, *, data_source: str, corpus_folder: Optional[Path],
     synthetic: Optional[dict], image_encoder: str, max_epochs: Optional[int] = None,
+    options: Optional[Mapping[str, Any]] = None,
 ) -> PretrainPlan:
-    """The pretraining a run of ``method`` without ``--checkpoint`` relies on: the default profile on synthetic data
-    (found in the model store, or trained and stored); on real data a clear error, since pretraining MIMIC-CXR
-    takes days and must be asked for explicitly. ``max_epochs`` replaces the profile's epochs."""
+    """The pretraining a run of ``method`` without ``--checkpoint`` relies on: the method's synthetic profile on
+    synthetic data (found in the model store, or trained and stored); on real data a clear error, since pretraining
+    on a real corpus takes days and must be asked for explicitly. ``max_epochs`` replaces the profile's epochs;
+    ``options`` (``run --method-option``) override the method's and the profile's option defaults."""
     if data_source != "synthetic":
         raise WeightsNotFoundError(
             f"no weights for method {method.name!r} on real data. Pass --checkpoint PATH (e.g. the authors' released "
             f"checkpoint), or pretrain first: medvlp-bench pretrain --method {method.name} --data-root DIR "
-            f"(MIMIC-CXR-JPG + reports), then rerun with --checkpoint pointing at the printed model.ckpt."
+            f"(the real {method.corpus} corpus), then rerun with --checkpoint pointing at the printed model.ckpt."
+        )
+    if "synthetic" not in method.pretraining_profiles:
+        raise WeightsNotFoundError(
+            f"method {method.name!r} declares no synthetic pretraining profile, so a run cannot pretrain it on first "
+            f"use: pass --checkpoint PATH, made with medvlp-bench pretrain --method {method.name} --image-encoder "
+            f"NAME --text-encoder NAME --epochs N --batch-size N"
         )
     request = PretrainRequest(method=method.name, data_source="synthetic", corpus_folder=corpus_folder,
-                              synthetic=synthetic, image_encoder=image_encoder, max_epochs=max_epochs)
+                              synthetic=synthetic, image_encoder=image_encoder, max_epochs=max_epochs,
+                              options=dict(options or {}))
     return plan_pretraining(registry, request)
 
 

@@ -11,7 +11,7 @@ sentence embedding up to a per-report scale, which its cosine-based global loss 
 
     L = global_weight * (L_global,i->t + L_global,t->i) + local_weight * (L_local,i->t + L_local,t->i)
 
-Options (:data:`DEFAULT_OPTIONS`): ``global_weight`` 1.0, ``local_weight`` 1.0; GLoRIA's temp1, temp2, temp3 as
+Options (:data:`OPTIONS`): ``global_weight`` 1.0, ``local_weight`` 1.0; GLoRIA's temp1, temp2, temp3 as
 ``region_attention_scale`` 4.0, ``word_match_scale`` 5.0, ``logit_scale`` 10.0 (all multiply similarities);
 ``word_aggregation`` "sum" (log-sum-exp of word matches per report; "mean" subtracts log(word count));
 reference quirks, False by default: ``reference_cls_as_word`` ([CLS] joins the words of the local loss, as the
@@ -27,20 +27,42 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from medvlp_bench.api import ImageEncoder, MethodContext, MethodSpec, PretrainContext, hookimpl
-from medvlp_bench_plugins.methods.vlp_method import OPTIMISER_OPTIONS, load_image_encoder
+from medvlp_bench.api import (
+    PLAIN_LAYOUT,
+    CheckpointLayout,
+    ImageEncoder,
+    MethodContext,
+    MethodSpec,
+    OptionSpec,
+    PretrainContext,
+    hookimpl,
+)
+from medvlp_bench_plugins.methods.vlp_method import (
+    CORPUS,
+    DEFAULT_ENCODER,
+    HARNESS_LAYOUT,
+    OPTIMISER_OPTIONS,
+    defaults_of,
+    load_image_encoder,
+    pretraining_profiles,
+)
 
-DEFAULT_OPTIONS = {
-    "global_weight": 1.0,
-    "local_weight": 1.0,
-    "region_attention_scale": 4.0,
-    "word_match_scale": 5.0,
-    "logit_scale": 10.0,
-    "word_aggregation": "sum",
-    "reference_cls_as_word": False,
-    "reference_resnet_upsample": False,
-    **OPTIMISER_OPTIONS,
-}
+OPTIONS = (
+    OptionSpec("global_weight", 1.0, "weight of the global image-report loss", float),
+    OptionSpec("local_weight", 1.0, "weight of the word-region loss", float),
+    OptionSpec("region_attention_scale", 4.0, "GLoRIA's temp1: scale of word-to-region attention", float),
+    OptionSpec("word_match_scale", 5.0, "GLoRIA's temp2: scale of word matches aggregated per report", float),
+    OptionSpec("logit_scale", 10.0, "GLoRIA's temp3: scale of the similarities entering the softmax", float),
+    OptionSpec("word_aggregation", "sum", "log-sum-exp of word matches ('sum') or minus log(word count) ('mean')",
+               str, choices=("sum", "mean")),
+    OptionSpec("reference_cls_as_word", False, "authors' quirk: [CLS] joins the words of the local loss", bool),
+    OptionSpec("reference_resnet_upsample", False, "authors' quirk: ResNet input resized by 299/224 first", bool),
+    *OPTIMISER_OPTIONS,
+)
+DEFAULT_OPTIONS = defaults_of(OPTIONS)
+#: the authors' release keeps the image backbone under ``gloria.img_encoder.model.``
+RELEASE_LAYOUT = CheckpointLayout("gloria", ("gloria.img_encoder.model.",))
+LAYOUTS = (PLAIN_LAYOUT, HARNESS_LAYOUT, RELEASE_LAYOUT)
 
 
 def pretrain_gloria(context: PretrainContext) -> Path:
@@ -51,7 +73,7 @@ def pretrain_gloria(context: PretrainContext) -> Path:
 
 
 def load_gloria_encoder(context: MethodContext) -> ImageEncoder:
-    return load_image_encoder(context, "gloria")
+    return load_image_encoder(context, "gloria", LAYOUTS)
 
 
 @hookimpl
@@ -62,7 +84,10 @@ def medvlp_bench_methods():
             description="GLoRIA: global and attention-weighted word-region contrastive learning (ICCV 2021)",
             load_image_encoder=load_gloria_encoder,
             pretrain=pretrain_gloria,
-            default_text_encoder={"synthetic": "tiny_bert", "real": "bio_clinicalbert"},
-            default_options=DEFAULT_OPTIONS,
+            default_encoder=DEFAULT_ENCODER,
+            corpus=CORPUS,
+            pretraining_profiles=pretraining_profiles(OPTIONS),
+            options=OPTIONS,
+            checkpoint_layouts=LAYOUTS,
         )
     ]

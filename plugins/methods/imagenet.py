@@ -15,12 +15,17 @@ def load_imagenet_encoder(context: MethodContext) -> ImageEncoder:
     return encoder
 
 
+#: the quick CPU encoder on synthetic data, the papers' ResNet-50 on real data (as the pretraining methods)
+DEFAULT_ENCODER = {"synthetic": "resnet18_64", "real": "resnet50"}
+
+
 @hookimpl
 def medvlp_bench_methods():
     return [
         MethodSpec(
             name="imagenet",
             description="Supervised ImageNet initialisation (baseline), from the local torch cache",
+            default_encoder=DEFAULT_ENCODER,
             load_image_encoder=load_imagenet_encoder,
         )
     ]

@@ -1,7 +1,8 @@
 """Method ``mgca``: Multi-Granularity Cross-modal Alignment (Wang et al., NeurIPS 2022), pretrained here or imported.
 
-Reimplemented from the facts in reference/mgca-reference.md, section 1 (no code of the reference, "Ref", which has
-no licence). The training module is :class:`medvlp_bench_plugins.methods.mgca_module.MGCAModule`, imported only
+Reimplemented from the MGCA paper (Wang et al., NeurIPS 2022) and a reading of the authors' code release
+(github.com/HKU-MedAI/MGCA, "Ref" below, which has no licence: no code of it is used). The training
+module is :class:`medvlp_bench_plugins.methods.mgca_module.MGCAModule`, imported only
 when pretraining (this module stays light for the registry).
 
 Objective, with v, t the normalised global image / report embeddings (128-d), P the patch and W the word
@@ -10,7 +11,7 @@ embeddings::
     L = ita_weight * L_ita + local_weight * (L_patch + L_word) + prototype_weight * L_proto
 
 Ref's command line uses weights 1, 1, 1 (its ``lambda_1``, ``lambda_2``, ``lambda_3``). Options
-(:data:`DEFAULT_OPTIONS`, recorded in the pretraining config):
+(:data:`OPTIONS`, declared on the method and recorded in the pretraining config):
 
 * ``ita_weight``, ``local_weight``, ``prototype_weight``: the loss weights (1.0 each);
 * ``ita_temperature`` 0.07, ``local_temperature`` 0.1, ``prototype_temperature`` 0.2: softmax temperatures;
@@ -42,33 +43,56 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from medvlp_bench.api import ImageEncoder, MethodContext, MethodSpec, PretrainContext, hookimpl
-from medvlp_bench_plugins.methods.vlp_method import OPTIMISER_OPTIONS, load_image_encoder
+from medvlp_bench.api import (
+    PLAIN_LAYOUT,
+    CheckpointLayout,
+    ImageEncoder,
+    MethodContext,
+    MethodSpec,
+    OptionSpec,
+    PretrainContext,
+    hookimpl,
+)
+from medvlp_bench_plugins.methods.vlp_method import (
+    CORPUS,
+    DEFAULT_ENCODER,
+    HARNESS_LAYOUT,
+    OPTIMISER_OPTIONS,
+    defaults_of,
+    load_image_encoder,
+    pretraining_profiles,
+)
 
-DEFAULT_OPTIONS = {
-    "ita_weight": 1.0,
-    "local_weight": 1.0,
-    "prototype_weight": 1.0,
-    "ita_temperature": 0.07,
-    "local_temperature": 0.1,
-    "prototype_temperature": 0.2,
-    "num_prototypes": 500,
-    "sinkhorn_eps": 0.05,
-    "sinkhorn_iterations": 3,
-    "freeze_prototypes_epochs": 1,
-    "importance_quantiles": [0.1, 0.9],
-    "report_pooling": "cls",
-    "embedding_dim": 128,
-    "projection_hidden_dim": 2048,
-    "normalise_patch_context": True,
-    "gather_negatives": False,
-    "distributed_sinkhorn": False,
-    "reference_shifted_importance": False,
-    "reference_unmasked_word_candidates": False,
-    "reference_position_quirk": False,
-    "reference_resnet_upsample": False,
-    **OPTIMISER_OPTIONS,
-}
+OPTIONS = (
+    OptionSpec("ita_weight", 1.0, "weight of the instance-level image-text InfoNCE loss", float),
+    OptionSpec("local_weight", 1.0, "weight of the token-level (word + patch) alignment loss", float),
+    OptionSpec("prototype_weight", 1.0, "weight of the prototype (swapped-prediction) loss", float),
+    OptionSpec("ita_temperature", 0.07, "softmax temperature of the instance-level loss", float),
+    OptionSpec("local_temperature", 0.1, "softmax temperature of the token-level loss", float),
+    OptionSpec("prototype_temperature", 0.2, "softmax temperature of the prototype loss", float),
+    OptionSpec("num_prototypes", 500, "number of prototypes", int),
+    OptionSpec("sinkhorn_eps", 0.05, "entropy weight of the Sinkhorn-Knopp targets", float),
+    OptionSpec("sinkhorn_iterations", 3, "Sinkhorn-Knopp iterations", int),
+    OptionSpec("freeze_prototypes_epochs", 1, "epochs at the start in which the prototypes get no update", int),
+    OptionSpec("importance_quantiles", [0.1, 0.9], "per-report quantiles that clip word importance", list),
+    OptionSpec("report_pooling", "cls", "report feature: the [CLS] state or the mean token state", str,
+               choices=("cls", "mean")),
+    OptionSpec("embedding_dim", 128, "width of the projected embeddings", int),
+    OptionSpec("projection_hidden_dim", 2048, "hidden width of the projection heads", int),
+    OptionSpec("normalise_patch_context", True, "L2-normalise the word context of each patch", bool),
+    OptionSpec("gather_negatives", False, "InfoNCE negatives from every DDP rank (all_gather with gradients)", bool),
+    OptionSpec("distributed_sinkhorn", False, "Sinkhorn-Knopp over the global batch", bool),
+    OptionSpec("reference_shifted_importance", False, "Ref quirk: word t takes the importance of token t + 1", bool),
+    OptionSpec("reference_unmasked_word_candidates", False,
+               "Ref quirk: padded words stay candidates of the word-side matching softmax", bool),
+    OptionSpec("reference_position_quirk", False, "Ref quirk: every token gets position id 0", bool),
+    OptionSpec("reference_resnet_upsample", False, "Ref quirk: ResNet input resized by 299/224 first", bool),
+    *OPTIMISER_OPTIONS,
+)
+DEFAULT_OPTIONS = defaults_of(OPTIONS)
+#: the MGCA release keeps the image backbone where our own checkpoints do (``img_encoder_q.model.``)
+RELEASE_LAYOUT = CheckpointLayout("mgca", HARNESS_LAYOUT.prefixes)
+LAYOUTS = (PLAIN_LAYOUT, RELEASE_LAYOUT)
 
 
 def pretrain_mgca(context: PretrainContext) -> Path:
@@ -79,7 +103,7 @@ def pretrain_mgca(context: PretrainContext) -> Path:
 
 
 def load_mgca_encoder(context: MethodContext) -> ImageEncoder:
-    return load_image_encoder(context, "mgca")
+    return load_image_encoder(context, "mgca", LAYOUTS)
 
 
 @hookimpl
@@ -90,7 +114,10 @@ def medvlp_bench_methods():
             description="MGCA: instance, token and prototype-level image-report alignment (NeurIPS 2022)",
             load_image_encoder=load_mgca_encoder,
             pretrain=pretrain_mgca,
-            default_text_encoder={"synthetic": "tiny_bert", "real": "bio_clinicalbert"},
-            default_options=DEFAULT_OPTIONS,
+            default_encoder=DEFAULT_ENCODER,
+            corpus=CORPUS,
+            pretraining_profiles=pretraining_profiles(OPTIONS),
+            options=OPTIONS,
+            checkpoint_layouts=LAYOUTS,
         )
     ]

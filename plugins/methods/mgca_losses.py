@@ -1,5 +1,6 @@
 """MGCA's token-wise and prototype losses, batched (Wang et al., NeurIPS 2022, "Multi-Granularity
-Cross-modal Alignment"; reimplemented from the facts in reference/mgca-reference.md, section 1).
+Cross-modal Alignment"; reimplemented from the paper and a reading of the authors' code release,
+github.com/HKU-MedAI/MGCA).
 
 * :func:`aggregate_word_pieces`: word-piece token states -> whole-word embeddings and word importance.
 * :func:`clip_and_normalise_importance`: per-sample [10th, 90th] percentile clipping, then weights summing to 1.

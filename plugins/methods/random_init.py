@@ -17,12 +17,17 @@ def load_random_encoder(context: MethodContext) -> ImageEncoder:
         return context.build_encoder(context.encoder)
 
 
+#: the quick CPU encoder on synthetic data, the papers' ResNet-50 on real data (as the pretraining methods)
+DEFAULT_ENCODER = {"synthetic": "resnet18_64", "real": "resnet50"}
+
+
 @hookimpl
 def medvlp_bench_methods():
     return [
         MethodSpec(
             name="random",
             description="Random initialisation (baseline); weights seeded by the run seed",
+            default_encoder=DEFAULT_ENCODER,
             load_image_encoder=load_random_encoder,
         )
     ]

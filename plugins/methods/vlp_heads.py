@@ -1,6 +1,6 @@
 """Projection heads of the vision-language methods: features of an encoder -> the joint embedding space.
 
-MGCA and ConVIRT (reference/mgca-reference.md section 1), emb_dim D = 128, hidden H = 2048:
+MGCA and ConVIRT as the MGCA code release (github.com/HKU-MedAI/MGCA) builds them, emb_dim D = 128, hidden H = 2048:
 
 * :class:`GlobalProjectionHead`: (B, C) -> (B, D), ``Linear(C, H) - BN1d - ReLU - Linear(H, D) - BN1d(affine=False)``;
 * :class:`LocalProjectionHead`: (B, N, C) tokens -> (B, N, D), the same layers as ``Conv1d(kernel 1)`` over tokens.
