@@ -21,7 +21,7 @@ data:
 encoder: resnet18_64
 methods:
   random: {}
-  mgca: {pretrain: {epochs: 1}}
+  mgca: {pretrain: {epochs: 1}, options: {ita_temperature: 0.1}}
 tasks: [rsna_cls]
 fractions: [0.5, 1.0]
 seeds: [0, 1]
@@ -46,6 +46,7 @@ def test_plan_has_every_cell_and_one_pretraining_per_key(tmp_path, registry):
     assert len(plan.cells) == 8 and len(plan.to_run) == 8 and plan.done == []
     assert [job.method for job in plan.pretrain_jobs] == ["mgca"]
     job = plan.pretrain_jobs[0]
+    assert job.cells[0].plan.pretrain.config["options"]["ita_temperature"] == 0.1
     assert sorted(item.cell.id for item in job.cells) == sorted(
         f"mgca__rsna_cls__pct{pct}__seed{seed}" for pct in ("0.5", "1") for seed in (0, 1))
     assert all(item.plan.pretrain.key == job.key for item in job.cells)
@@ -80,7 +81,8 @@ def _request_from_command(command: list[str]) -> RunRequest:
                       data_root=args.data_root, dataset_paths=dict(args.dataset_path),
                       synthetic=args.data == "synthetic", synthetic_seed=args.synthetic_seed,
                       synthetic_scale=args.synthetic_scale, encoder=args.encoder, checkpoint=args.checkpoint,
-                      hparams=dict(args.option), pretrain_epochs=args.pretrain_epochs)
+                      hparams=dict(args.option), pretrain_epochs=args.pretrain_epochs,
+                      method_options=dict(args.method_option))
 
 
 def test_cell_command_plans_the_same_run(tmp_path, registry):

@@ -42,6 +42,8 @@ def test_minimal_suite_expands_to_the_full_grid(tmp_path):
     assert mgca.pretrain_epochs == 2 and mgca.checkpoint is None and mgca.where.line == 7
     assert suite.data.synthetic and suite.data.synthetic_seed == 3 and suite.data.synthetic_scale == 0.1
     assert suite.protocol_options == {"linear_probe": {"max_epochs": 3}} and suite.baseline == "random"
+    with_options = MINIMAL.replace("{epochs: 2}}", "{epochs: 2}, options: {ita_temperature: 0.1}}")
+    assert load_suite(_write(tmp_path, with_options)).methods["mgca-2ep"].options == {"ita_temperature": 0.1}
 
 
 def test_grid_blocks_are_a_union_without_duplicates(tmp_path):

@@ -38,6 +38,8 @@ def run_command(request: RunRequest) -> list[str]:
         command += ["--pretrain-epochs", str(request.pretrain_epochs)]
     for name, value in sorted(request.hparams.items()):
         command += ["--option", f"{name}={json.dumps(value)}"]
+    for name, value in sorted(request.method_options.items()):
+        command += ["--method-option", f"{name}={json.dumps(value)}"]
     return command + _data_arguments(request)
 
 
@@ -51,6 +53,8 @@ def pretrain_command(request: RunRequest, image_encoder: str, *, num_nodes: int 
     command = [*CLI, "pretrain", "--method", request.method, "--image-encoder", image_encoder, "--resume"]
     if request.pretrain_epochs is not None:
         command += ["--epochs", str(request.pretrain_epochs)]
+    for name, value in sorted(request.method_options.items()):
+        command += ["--option", f"{name}={json.dumps(value)}"]
     if num_nodes > 1 or devices > 1:
         command += ["--num-nodes", str(num_nodes), "--devices", str(devices), "--strategy", "ddp"]
     return command + _data_arguments(request)

@@ -102,7 +102,7 @@ def cell_request(suite: Suite, cell: Cell, out_dir: Path, protocol: str) -> RunR
         data_root=data.root, dataset_paths=dict(data.paths), synthetic=data.synthetic,
         synthetic_seed=data.synthetic_seed, synthetic_scale=data.synthetic_scale, encoder=suite.encoder,
         checkpoint=cell.entry.checkpoint, hparams=dict(suite.protocol_options.get(protocol, {})),
-        pretrain_epochs=cell.entry.pretrain_epochs,
+        pretrain_epochs=cell.entry.pretrain_epochs, method_options=dict(cell.entry.options),
     )
 
 

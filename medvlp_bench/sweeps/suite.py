@@ -8,7 +8,8 @@ A suite (see ``docs/sweeps.md`` for a full example) has these top-level keys:
   unset variable is an error; a relative path is taken from the current directory;
 * ``encoder``: image encoder of every cell (default: the runner's default for the data source);
 * ``methods``: row label -> weights: ``{}`` (none needed, or the method's default pretraining), ``{checkpoint:
-  PATH}``, or ``{pretrain: {epochs: N, options: {...}}}``; ``method:`` names the plugin when the label is not its
+  PATH}``, or ``{pretrain: {epochs: N}}``; ``options: {...}`` sets method options (for a method that pretrains,
+  those of its pretraining, as ``run --method-option``); ``method:`` names the plugin when the label is not its
   name (two rows of one method, e.g. ``mgca-12ep: {method: mgca, pretrain: {epochs: 12}}``);
 * ``tasks``, ``fractions`` (of the training split, in (0, 1]), ``seeds``: the grid over every method;
 * ``grid``: instead, a list of blocks, each ``{methods: [...], tasks: [...], fractions: [...], seeds: [...]}``
@@ -39,8 +40,8 @@ from medvlp_bench.errors import MedvlpError
 
 TOP_KEYS = ("name", "description", "data", "encoder", "methods", "tasks", "fractions", "seeds", "grid",
             "protocol_options", "baseline", "published", "resources")
-METHOD_KEYS = ("method", "checkpoint", "pretrain")
-PRETRAIN_KEYS = ("epochs", "options")
+METHOD_KEYS = ("method", "checkpoint", "pretrain", "options")
+PRETRAIN_KEYS = ("epochs",)
 GRID_KEYS = ("methods", "tasks", "fractions", "seeds")
 DATA_KEYS = ("synthetic", "root", "paths")
 SYNTHETIC_KEYS = ("seed", "scale")
@@ -74,7 +75,7 @@ class MethodEntry:
     method: str
     checkpoint: Optional[Path]
     pretrain_epochs: Optional[int]
-    pretrain_options: dict
+    options: dict
     where: Where
     method_where: Where
 
@@ -317,7 +318,8 @@ def _methods(reader: _Reader, node: yaml.Node) -> dict[str, MethodEntry]:
         method = reader.string(fields["method"][1], f"{key}.method") if "method" in fields else label
         method_where = reader.where(fields["method"][1] if "method" in fields else key_node, key)
         checkpoint = reader.path(fields["checkpoint"][1], f"{key}.checkpoint") if "checkpoint" in fields else None
-        epochs, options = None, {}
+        epochs = None
+        options = reader.options(fields["options"][1], f"{key}.options") if "options" in fields else {}
         if "pretrain" in fields:
             if checkpoint is not None:
                 raise reader.where(fields["pretrain"][0], f"{key}.pretrain").error(
@@ -325,8 +327,6 @@ def _methods(reader: _Reader, node: yaml.Node) -> dict[str, MethodEntry]:
             pretrain = reader.mapping(fields["pretrain"][1], f"{key}.pretrain", PRETRAIN_KEYS)
             if "epochs" in pretrain:
                 epochs = reader.integer(pretrain["epochs"][1], f"{key}.pretrain.epochs", minimum=1)
-            if "options" in pretrain:
-                options = reader.options(pretrain["options"][1], f"{key}.pretrain.options")
         entries[label] = MethodEntry(label, method, checkpoint, epochs, options, reader.where(key_node, key),
                                      method_where)
     return entries
