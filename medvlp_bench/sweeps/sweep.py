@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional, TextIO
 
 from medvlp_bench.data.build_once import atomic_write_text
+from medvlp_bench.errors import MedvlpError
 from medvlp_bench.registry import Registry
 from medvlp_bench.sweeps.commands import pretrain_command, run_command
 from medvlp_bench.sweeps.jobs import Job, JobResult
@@ -89,9 +90,14 @@ def run_sweep(registry: Registry, options: SweepOptions, stream: TextIO = sys.st
         with Progress(cells, len(jobs) - cells, executor.slots, stream=progress_stream) as progress:
             results = executor.run(jobs, progress)
     update_failed(out_dir, results)
-    leaderboard = write_leaderboard(plan, out_dir)
+    try:
+        leaderboard, problem = write_leaderboard(plan, out_dir), None
+    except MedvlpError as error:  # e.g. a foreign or malformed record: the summary still says what ran
+        leaderboard, problem = None, error
     print_summary(results, len(plan.done), skip, stream, leaderboard)
-    return 1 if skip or any(not result.ok for result in results) else 0
+    if problem is not None:
+        print(f"leaderboard not written: {problem}", file=stream)
+    return 1 if skip or problem is not None or any(not result.ok for result in results) else 0
 
 
 def _executor(options: SweepOptions, suite, out_dir: Path):
