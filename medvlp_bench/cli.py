@@ -1,4 +1,5 @@
-"""The ``medvlp-bench`` command line: plugins, run, pretrain, leaderboard, plot, report, data synth, data check.
+"""The ``medvlp-bench`` command line: plugins, run, pretrain, leaderboard, plot, report, data synth, data check,
+sweep.
 
 Exit status: 0 success; 1 a reported error (bad data, missing weights, ...); 2 a usage error (unknown option,
 unknown method/task/dataset name: printed with did-you-mean suggestions and the available names).
@@ -137,7 +138,29 @@ def build_parser() -> argparse.ArgumentParser:
     check = data_commands.add_parser("check", help="validate a dataset's raw download", formatter_class=_formatter)
     check.add_argument("dataset", help="dataset name (see `medvlp-bench plugins`)")
     _add_data_options(check)
+    _add_sweep_parser(commands)
     return parser
+
+
+def _add_sweep_parser(commands) -> None:
+    sweep = commands.add_parser("sweep", help="run a benchmark suite (a YAML grid) locally or on SLURM",
+                                formatter_class=_formatter)
+    sweep.add_argument("suite", type=Path, help="suite file, e.g. benchmarks/suites/synthetic-quick.yaml")
+    sweep.add_argument("--executor", choices=["local", "slurm"], default="local",
+                       help="local process pool, or SLURM job arrays through submitit")
+    sweep.add_argument("--workers", type=int, default=1,
+                       help="local: parallel cells (CPU; the cores are split between them); with GPUs one per GPU")
+    sweep.add_argument("--dry-run", action="store_true", help="print the plan (and the cells to run), run nothing")
+    sweep.add_argument("--retry-failed", action="store_true", help="also run the cells that failed in a former sweep")
+    sweep.add_argument("--out", type=Path, default=None,
+                       help="sweep folder: records/, logs/, leaderboard.md (default: results/<suite name>)")
+    slurm = sweep.add_argument_group("SLURM resources of each cell (override the suite's resources.cells)")
+    slurm.add_argument("--partition", default=None)
+    slurm.add_argument("--account", default=None)
+    slurm.add_argument("--time", type=int, default=None, help="minutes")
+    slurm.add_argument("--gpus", type=int, default=None, help="GPUs per cell")
+    slurm.add_argument("--cpus", type=int, default=None, help="CPUs per cell")
+    slurm.add_argument("--mem", type=float, default=None, help="memory per cell in GB")
 
 
 def command_plugins(args, registry) -> int:
@@ -323,6 +346,18 @@ def command_report(args, registry) -> int:
     return 0
 
 
+def command_sweep(args, registry) -> int:
+    from medvlp_bench.sweeps.sweep import SweepOptions, run_sweep
+
+    if args.workers < 1:
+        raise MedvlpError(f"--workers must be at least 1, not {args.workers}")
+    resources = {name: getattr(args, name) for name in ("partition", "account", "time", "gpus", "cpus", "mem")}
+    return run_sweep(registry, SweepOptions(
+        suite=args.suite, executor=args.executor, workers=args.workers, dry_run=args.dry_run,
+        retry_failed=args.retry_failed, out=args.out, resources=resources,
+    ))
+
+
 COMMANDS = {
     "plugins": command_plugins,
     "run": command_run,
@@ -331,6 +366,7 @@ COMMANDS = {
     "plot": command_plot,
     "report": command_report,
     "data": command_data,
+    "sweep": command_sweep,
 }
 
 

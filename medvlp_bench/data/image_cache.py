@@ -5,7 +5,8 @@ pixels (area interpolation, PIL ``BOX``), and zero-pad to ``side x side`` with t
 The original (height, width) of each image is kept beside the cache (:func:`prepared_sizes`), so protocols can map
 boxes and masks with :func:`letterbox_geometry`. The cache file is named by the sha256 of ``side`` and, per row, the image path, size in bytes and modification
 time (ns), so a changed file or a different table yields a new cache. Files are written under a temporary
-name and renamed when complete; a killed preparation never leaves a cache that looks complete.
+name and renamed when complete, the ``.json`` marker last; a killed preparation never leaves a cache that looks
+complete, and concurrent processes prepare a table once, under its lock (:mod:`medvlp_bench.data.build_once`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
+from medvlp_bench.data.build_once import atomic_write_text, exclusive_lock, lock_path, temporary_path
 from medvlp_bench.data.image_io import read_image
 from medvlp_bench.errors import DataError
 
@@ -89,10 +91,17 @@ def prepare_images(
     path = cache_root / f"{key}.u8"
     meta_path = cache_root / f"{key}.json"
     shape = (len(table), side, side)
-    if path.is_file() and meta_path.is_file():
-        return np.memmap(path, dtype=np.uint8, mode="r", shape=shape), key
-    cache_root.mkdir(parents=True, exist_ok=True)
-    temporary = cache_root / f"{key}.u8.tmp-{os.getpid()}"
+    if not (path.is_file() and meta_path.is_file()):
+        with exclusive_lock(lock_path(path)):
+            if not (path.is_file() and meta_path.is_file()):
+                _prepare(table, side, path, meta_path, workers, label)
+    return np.memmap(path, dtype=np.uint8, mode="r", shape=shape), key
+
+
+def _prepare(table: pd.DataFrame, side: int, path: Path, meta_path: Path, workers: int | None, label: str) -> None:
+    """Decode, letterbox and store every image of ``table`` at ``path`` (sizes beside it, ``meta_path`` last)."""
+    shape = (len(table), side, side)
+    temporary = temporary_path(path)
     array = np.memmap(temporary, dtype=np.uint8, mode="w+", shape=shape)
     failures: list[tuple[int, str]] = []
     sizes = np.zeros((len(table), 2), dtype=np.int32)
@@ -116,12 +125,12 @@ def prepare_images(
         raise DataError(_failure_message(table, failures))
     array.flush()
     del array
-    sizes_temporary = cache_root / f"{key}.sizes.tmp-{os.getpid()}.npy"
+    sizes_path = path.with_suffix(".sizes.npy")
+    sizes_temporary = temporary_path(sizes_path, ".npy")
     np.save(sizes_temporary, sizes)
-    os.replace(sizes_temporary, cache_root / f"{key}.sizes.npy")
+    os.replace(sizes_temporary, sizes_path)
     os.replace(temporary, path)
-    meta_path.write_text(json.dumps({"side": side, "count": len(table)}))
-    return np.memmap(path, dtype=np.uint8, mode="r", shape=shape), key
+    atomic_write_text(meta_path, json.dumps({"side": side, "count": len(table)}))
 
 
 def prepared_sizes(key: str, cache_root: Path) -> np.ndarray:

@@ -18,6 +18,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from medvlp_bench.data.build_once import exclusive_lock, lock_path, temporary_path
 from medvlp_bench.specs import SplitTables
 
 #: seed of the training-set subsampling permutation (``--pct``), fixed across runs and run seeds
@@ -69,13 +70,17 @@ def write_split_files(splits: SplitTables, folder) -> None:
     """Write ``{train,val,test}.csv`` (columns sample_id, source_file, source_row) into ``folder`` once.
 
     Each file is written under a temporary name and renamed, ``test.csv`` last, so an existing ``test.csv`` means
-    the set is complete and a killed or concurrent writer never leaves a truncated file.
+    the set is complete and a killed writer never leaves a truncated file; concurrent writers write the set once,
+    under the folder's lock (:mod:`medvlp_bench.data.build_once`).
     """
     folder = Path(folder)
     if (folder / "test.csv").is_file():
         return
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, table in splits.items():
-        temporary = folder / f".{name}.csv.tmp-{os.getpid()}"
-        table[["sample_id", "source_file", "source_row"]].to_csv(temporary, index=False)
-        os.replace(temporary, folder / f"{name}.csv")
+    with exclusive_lock(lock_path(folder)):
+        if (folder / "test.csv").is_file():
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, table in splits.items():
+            temporary = temporary_path(folder / f"{name}.csv")
+            table[["sample_id", "source_file", "source_row"]].to_csv(temporary, index=False)
+            os.replace(temporary, folder / f"{name}.csv")

@@ -1,24 +1,23 @@
 """The synthetic default: each dataset's synthetic twin, generated once into the harness home.
 
 A dataset is generated into a temporary sibling folder and renamed into place when its writer has finished, under
-an exclusive file lock, so concurrent runs generate it once and a killed generation leaves nothing that looks
-complete. The writer's marker file (:data:`MARKER`) identifies a finished folder: a writer first calls
-:func:`begin_synthetic_folder` (creates the folder, removes an old marker), writes everything, and last calls
-:func:`finish_synthetic_folder`, which writes the marker atomically (temporary file, fsync, rename);
-:func:`read_synthetic_marker` returns the marker's content or ``None``.
+an exclusive file lock (:mod:`medvlp_bench.data.build_once`), so concurrent runs generate it once and a killed
+generation leaves nothing that looks complete. The writer's marker file (:data:`MARKER`) identifies a finished
+folder: a writer first calls :func:`begin_synthetic_folder` (creates the folder, removes an old marker), writes
+everything, and last calls :func:`finish_synthetic_folder`, which writes the marker atomically (temporary file,
+fsync, rename); :func:`read_synthetic_marker` returns the marker's content or ``None``.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Mapping, Optional
 
+from medvlp_bench.data.build_once import exclusive_lock, temporary_path
 from medvlp_bench.data.locations import SYNTHETIC_VERSION, synthetic_root
 from medvlp_bench.errors import MedvlpError
 from medvlp_bench.specs import DatasetSpec
@@ -26,17 +25,8 @@ from medvlp_bench.specs import DatasetSpec
 MARKER = ".medvlp_synthetic.json"
 GENERATOR = f"medvlp-bench synthetic {SYNTHETIC_VERSION}"
 
-
-@contextmanager
-def exclusive_lock(path: Path):
-    """Hold an exclusive ``flock`` on ``path`` (created if needed) for the duration of the block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+__all__ = ["MARKER", "begin_synthetic_folder", "ensure_synthetic", "exclusive_lock", "finish_synthetic_folder", "is_generated",
+           "read_synthetic_marker"]
 
 
 def is_generated(folder: Path) -> bool:
@@ -82,8 +72,7 @@ def ensure_synthetic(dataset: DatasetSpec, seed: int = 0, scale: float = 1.0) ->
         if is_generated(folder):
             return folder
         print(f"medvlp-bench: generating the synthetic {dataset.name} dataset (seed {seed}) into {folder}", file=sys.stderr)
-        temporary = folder.parent / f".{dataset.folder}.tmp-{os.getpid()}"
-        shutil.rmtree(temporary, ignore_errors=True)
+        temporary = temporary_path(folder)
         dataset.write_synthetic(temporary, seed, scale)
         if not is_generated(temporary):
             raise MedvlpError(f"the synthetic writer of {dataset.name!r} did not write its marker {MARKER}")

@@ -3,7 +3,8 @@
 Model input from a prepared image (side x side uint8, see :mod:`medvlp_bench.data.image_cache`): centre crop to
 ``encoder.input_size``, scale to [0, 1], repeat the grey channel three times, normalise per channel:
 ``x = (v / 255 - mean_c) / std_c``. The cache file is ``sha256(encoder key, image key, transform).npy``
-(float32, (N, global_dim)), written under a temporary name and renamed when complete.
+(float32, (N, global_dim)), written under a temporary name and renamed when complete, once across concurrent
+processes (under the entry's lock, :mod:`medvlp_bench.data.build_once`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from medvlp_bench.data.build_once import exclusive_lock, lock_path, temporary_path
 from medvlp_bench.encoder import ImageEncoder
 
 EXTRACTION_BATCH_SIZE = 64
@@ -76,9 +78,11 @@ def cached_global_features(
     path = cache_root / f"{key}.npy"
     if path.is_file():
         return np.load(path)
-    features = extract_global_features(encoder, images, label=label)
-    cache_root.mkdir(parents=True, exist_ok=True)
-    temporary = cache_root / f"{key}.tmp-{os.getpid()}.npy"
-    np.save(temporary, features)
-    os.replace(temporary, path)
+    with exclusive_lock(lock_path(path)):
+        if path.is_file():
+            return np.load(path)
+        features = extract_global_features(encoder, images, label=label)
+        temporary = temporary_path(path, ".npy")
+        np.save(temporary, features)
+        os.replace(temporary, path)
     return features

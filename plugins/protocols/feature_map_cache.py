@@ -23,6 +23,7 @@ import hashlib
 import json
 import math
 import os
+import uuid
 from pathlib import Path
 from typing import Sequence
 
@@ -84,7 +85,7 @@ def maps_transform_descriptor(encoder: ImageEncoder, levels: Sequence[int]) -> s
 
 
 def _write_json(path: Path, payload) -> None:
-    temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp")
     temporary.write_text(json.dumps(payload))
     os.replace(temporary, path)
 

@@ -8,7 +8,7 @@ per cell and ratios measured in this one run:
 * ``warm``: the same cells planned again (tables, split hashes and record keys memoised in the process);
 * ``execute``: one cell executed (``random`` on the first task, the protocol's defaults), for scale.
 
-Usage: ``python benchmarks/plan_cells.py [--scale 0.1] [--seeds 5]``. Uses a throw-away MEDVLP_HOME unless
+Usage: ``python benchmarks/perf/plan_cells.py [--scale 0.1] [--seeds 5]``. Uses a throw-away MEDVLP_HOME unless
 ``--home`` is given (the synthetic data is generated there on first use, before timing).
 """
 

@@ -1,6 +1,6 @@
 """Performance benchmark: one pretraining step (forward + backward + AdamW update) of MGCA, ConVIRT and GLoRIA.
 
-    python benchmarks/pretraining_step.py [--image-encoder resnet18] [--text-encoder tiny_bert] [--batch 32]
+    python benchmarks/perf/pretraining_step.py [--image-encoder resnet18] [--text-encoder tiny_bert] [--batch 32]
                                           [--device cpu|cuda] [--steps 5] [--threads N]
 
 Builds each method's training module on the named encoders (from the registry; ``tiny_bert`` learns its

@@ -9,7 +9,7 @@ three ways, and prints wall seconds and ratios measured in this one run:
 * ``cold``: first run with an empty feature cache (one encoder pass per split, then head training);
 * ``cached``: the rerun, features read from the cache (no encoder forward passes).
 
-Usage: ``python benchmarks/linear_probe_cache.py [--pct 0.1] [--epochs 20]``. Uses a throw-away MEDVLP_HOME
+Usage: ``python benchmarks/perf/linear_probe_cache.py [--pct 0.1] [--epochs 20]``. Uses a throw-away MEDVLP_HOME
 unless ``--home`` is given (the synthetic data is generated there on first use).
 """
 

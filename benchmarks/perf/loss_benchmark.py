@@ -1,6 +1,6 @@
 """Performance benchmark: batched MGCA and GLoRIA local losses against per-sample loops.
 
-    python benchmarks/loss_benchmark.py [--batch 72] [--device cpu|cuda] [--image-encoder resnet50|vit]
+    python benchmarks/perf/loss_benchmark.py [--batch 72] [--device cpu|cuda] [--image-encoder resnet50|vit]
                                         [--repeats 5] [--threads N] [--skip-gloria]
 
 Shapes follow MGCA's pretraining: a batch of 72 reports of up to 112 word-piece tokens (about 60 whole words

@@ -13,7 +13,7 @@ written as PNGs at 1.25 x 1 the encoder's input size and split 50/25/25; with ``
 registered segmentation task) the synthetic twin of that dataset through the registry, training split
 subsampled with ``--pct``.
 
-Usage: ``python benchmarks/segmentation_cache.py [--encoder resnet18] [--epochs 3] [--images 64]
+Usage: ``python benchmarks/perf/segmentation_cache.py [--encoder resnet18] [--epochs 3] [--images 64]
 [--decoder auto|unet|generic] [--task siim_seg --pct 0.05] [--threads N] [--repeats 2]``. Uses a throw-away
 MEDVLP_HOME unless ``--home`` is given.
 """

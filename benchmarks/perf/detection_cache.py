@@ -12,7 +12,7 @@ Data: ``--task NAME`` runs a registered detection task (e.g. ``rsna_det``) on it
 into the harness home on first use); without it, ``--images`` grey images (160 x 128 px) with one bright
 rectangle each are drawn into a temporary folder and split 50 / 25 / 25.
 
-Usage: ``python benchmarks/detection_cache.py [--epochs 5] [--encoder resnet18] [--head-width 128] [--threads 1]``.
+Usage: ``python benchmarks/perf/detection_cache.py [--epochs 5] [--encoder resnet18] [--head-width 128] [--threads 1]``.
 On a shared CPU, ``--threads 1`` avoids intra-op thread contention (here: 4-10x faster for these small tensors).
 """
 

@@ -1,0 +1,138 @@
+"""``medvlp-bench sweep``: plan a suite, print the plan, run what is missing, summarise, write the leaderboard.
+
+The sweep folder ``DIR`` (``--out``, default ``results/<suite name>``) holds ``records/`` (one run record per
+cell), ``logs/<job id>.log`` (each job's output), ``locks/``, ``failed.json`` (see :mod:`.summary`),
+``slurm/`` (submitit's files, SLURM executor) and ``leaderboard.md``. Everything is found again from the records,
+so the same command after an interruption runs only the cells without a record.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Optional, TextIO
+
+from medvlp_bench.data.build_once import atomic_write_text
+from medvlp_bench.errors import MedvlpError
+from medvlp_bench.registry import Registry
+from medvlp_bench.sweeps.commands import pretrain_command, run_command
+from medvlp_bench.sweeps.jobs import Job, JobResult
+from medvlp_bench.sweeps.planning import SweepPlan, plan_suite, records_folder
+from medvlp_bench.sweeps.progress import Progress
+from medvlp_bench.sweeps.suite import Resources, load_suite
+from medvlp_bench.sweeps.summary import print_summary, read_failed, update_failed
+
+
+@dataclass
+class SweepOptions:
+    """The command line of ``medvlp-bench sweep`` (see its ``--help``)."""
+
+    suite: Path
+    executor: str = "local"
+    workers: int = 1
+    dry_run: bool = False
+    retry_failed: bool = False
+    out: Optional[Path] = None
+    resources: dict = field(default_factory=dict)  # overrides of the suite's cell resources (SLURM)
+
+
+def sweep_folder(options: SweepOptions, suite_name: str) -> Path:
+    return Path(options.out) if options.out is not None else Path("results") / suite_name
+
+
+def build_jobs(plan: SweepPlan, skip: set[str]) -> list[Job]:
+    """Pretraining jobs first, then the cells to run (each after its pretraining, when it needs one)."""
+    logs = plan.out_dir / "logs"
+    jobs = [Job(job.id, "pretrain", tuple(pretrain_command(job.request, job.cells[0].plan.encoder)),
+                logs / f"{job.id}.log") for job in plan.pretrain_jobs]
+    for item in plan.to_run:
+        if item.cell.id in skip:
+            continue
+        jobs.append(Job(item.cell.id, "cell", tuple(run_command(item.request)), logs / f"{item.cell.id}.log",
+                        after=item.pretrain.id if item.pretrain is not None else None))
+    return jobs
+
+
+def describe_plan(plan: SweepPlan, skip: dict[str, dict], stream: TextIO, *, verbose: bool = False) -> None:
+    suite = plan.suite
+    to_run = [item for item in plan.to_run if item.cell.id not in skip]
+    print(f"suite {suite.name} ({suite.path}): {len(plan.cells)} cells -> {plan.out_dir}", file=stream)
+    print(f"  done: {len(plan.done)}   to run: {len(to_run)}   failed before, not retried: {len(skip)}   "
+          f"pretraining needed: {len(plan.pretrain_jobs)}", file=stream)
+    for job in plan.pretrain_jobs:
+        print(f"  pretraining {job.id} (into {job.out_dir}) for {len(job.cells)} cell(s)", file=stream)
+    if verbose:
+        for item in to_run:
+            print(f"  to run: {item.cell.id}", file=stream)
+
+
+def run_sweep(registry: Registry, options: SweepOptions, stream: TextIO = sys.stdout,
+              progress_stream: Optional[TextIO] = None) -> int:
+    """Plan and run a suite (module docstring); returns the exit status: 1 if a cell failed (in this sweep, or in a
+    former one and not retried), else 0."""
+    suite = load_suite(options.suite)
+    out_dir = sweep_folder(options, suite.name)
+    plan = plan_suite(registry, suite, out_dir)
+    previously_failed = read_failed(out_dir)
+    missing = {item.cell.id for item in plan.to_run}
+    skip = {} if options.retry_failed else {k: v for k, v in previously_failed.items() if k in missing}
+    describe_plan(plan, skip, stream, verbose=options.dry_run)
+    if options.dry_run:
+        return 0
+    jobs = build_jobs(plan, set(skip))
+    needed = {job.after for job in jobs if job.after is not None}  # a pretraining whose cells are all skipped is not
+    jobs = [job for job in jobs if job.kind == "cell" or job.id in needed]
+    executor = _executor(options, suite, out_dir)
+    cells = sum(job.kind == "cell" for job in jobs)
+    results: list[JobResult] = []
+    if jobs:
+        with Progress(cells, len(jobs) - cells, executor.slots, stream=progress_stream) as progress:
+            results = executor.run(jobs, progress)
+    update_failed(out_dir, results)
+    try:
+        leaderboard, problem = write_leaderboard(plan, out_dir), None
+    except MedvlpError as error:  # e.g. a foreign or malformed record: the summary still says what ran
+        leaderboard, problem = None, error
+    print_summary(results, len(plan.done), skip, stream, leaderboard)
+    if problem is not None:
+        print(f"leaderboard not written: {problem}", file=stream)
+    return 1 if skip or problem is not None or any(not result.ok for result in results) else 0
+
+
+def _executor(options: SweepOptions, suite, out_dir: Path):
+    if options.executor == "slurm":
+        from medvlp_bench.sweeps.slurm_executor import SlurmExecutor
+
+        cells = _merge(suite.resources.get("cells", Resources()), options.resources)
+        return SlurmExecutor(out_dir / "slurm", cells, suite.resources.get("pretraining", Resources()))
+    from medvlp_bench.sweeps.local_executor import LocalExecutor
+
+    return LocalExecutor(options.workers, locks=out_dir / "locks")
+
+
+def _merge(resources: Resources, overrides: dict) -> Resources:
+    return replace(resources, **{name: value for name, value in overrides.items() if value is not None})
+
+
+def write_leaderboard(plan: SweepPlan, out_dir: Path) -> Optional[Path]:
+    """``DIR/leaderboard.md`` from the records of this suite's cells (published rows as the suite names them)."""
+    from medvlp_bench.leaderboard import build_leaderboard
+    from medvlp_bench.records import load_records
+
+    folder = records_folder(out_dir)
+    if not folder.is_dir():
+        return None
+    keys = {item.plan.key for item in plan.cells}
+    records = [record for record in load_records(folder) if record.config_key in keys]
+    if not records:
+        return None
+    reported = None
+    if plan.suite.published:
+        from medvlp_bench.reported import load_reported
+
+        reported = load_reported()
+        reported = reported[reported["method"].isin(plan.suite.published)]
+    path = Path(out_dir) / "leaderboard.md"
+    atomic_write_text(path, build_leaderboard(records, reported, "md"))
+    return path
