@@ -1,4 +1,8 @@
-"""The ``medvlp-bench plugins`` listing: every registered spec with its kind, origin and description."""
+"""The ``medvlp-bench plugins`` listing: every registered spec with its kind, origin and description.
+
+The JSON rows of methods and protocols also carry their declared options (name, default, type, choices, help), and a
+protocol's version, targets and metrics, so a user can see what ``--option`` / ``--method-option`` accept.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,22 @@ def _description(spec) -> str:
         if text:
             return text
     return ""
+
+
+def _declared_options(spec) -> list[dict]:
+    """The spec's declared options as JSON-able dicts (names only for a protocol that declares bare names)."""
+    rows = []
+    for option in getattr(spec, "options", None) or ():
+        if isinstance(option, str):
+            rows.append({"name": option})
+            continue
+        kind = option.type or type(option.default)
+        rows.append({
+            "name": option.name, "default": option.default, "help": option.help,
+            "type": getattr(kind, "__name__", str(kind)),
+            "choices": list(option.choices) if option.choices is not None else None,
+        })
+    return rows
 
 
 def listing_rows(registry: Registry) -> list[dict]:
@@ -32,6 +52,11 @@ def listing_rows(registry: Registry) -> list[dict]:
             }
             if kind == "task":
                 row.update(dataset=entry.spec.dataset, protocol=entry.spec.protocol, metric=entry.spec.primary_metric)
+            if kind == "method":
+                row.update(options=_declared_options(entry.spec))
+            if kind == "protocol":
+                row.update(options=_declared_options(entry.spec), protocol_version=entry.spec.version,
+                           targets=list(entry.spec.targets), metrics=list(entry.spec.metrics))
             rows.append(row)
     return rows
 

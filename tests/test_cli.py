@@ -108,6 +108,18 @@ def test_plugins_json_lists_everything_with_origins(capsys):
         assert names[key] == "built-in", key
 
 
+def test_plugins_json_shows_declared_options_of_methods_and_protocols(capsys):
+    assert main(["plugins", "--json"]) == 0
+    rows = {(row["kind"], row["name"]): row for row in json.loads(capsys.readouterr().out)["plugins"]}
+    mgca = {option["name"]: option for option in rows[("method", "mgca")]["options"]}
+    assert mgca["ita_temperature"]["default"] == 0.07 and mgca["ita_temperature"]["type"] == "float"
+    assert mgca["ita_temperature"]["help"]
+    probe = rows[("protocol", "linear_probe")]
+    assert {option["name"]: option["default"] for option in probe["options"]}["lr"] == 5e-4
+    assert "auroc" in probe["metrics"] and "binary" in probe["targets"] and probe["protocol_version"]
+    assert rows[("method", "random")]["options"] == []
+
+
 def test_run_options_reach_the_protocol_and_the_config(results, tmp_path, capsys):
     out = tmp_path / "opt"
     assert main(["run", "--method", "random", "--task", "rsna_cls", "--pct", "1.0", "--out", str(out),
