@@ -31,6 +31,8 @@ from medvlp_bench.data.image_io import read_image
 from medvlp_bench.data.splits import partition
 from medvlp_bench.protocols.feature_cache import model_input, normalise, preferred_device
 from medvlp_bench.encoder import ImageEncoder, TextEncoder, TextFeatures
+from medvlp_bench.encoder import ImageTextModel
+from medvlp_bench.image_text import ImageTextProtocolSpec
 from medvlp_bench.errors import DataError, MedvlpError, WeightsNotFoundError
 from medvlp_bench.hookspecs import hookimpl
 from medvlp_bench.lightning_logging import epoch_progress, quiet_lightning
@@ -40,6 +42,7 @@ from medvlp_bench.specs import (
     ImageEncoderSpec,
     MethodContext,
     MethodSpec,
+    OptionSpec,
     PretrainContext,
     ProtocolInputs,
     ProtocolResult,
@@ -80,10 +83,13 @@ __all__ = [
     "ImageEncoder",
     "ImageEncoderSpec",
     "ImageTextDataModule",
+    "ImageTextModel",
+    "ImageTextProtocolSpec",
     "LoadReport",
     "MedvlpError",
     "MethodContext",
     "MethodSpec",
+    "OptionSpec",
     "PretrainContext",
     "ProtocolInputs",
     "ProtocolResult",

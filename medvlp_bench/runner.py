@@ -23,6 +23,7 @@ from medvlp_bench.data.locations import configured_data_root, harness_home
 from medvlp_bench.data.splits import SUBSAMPLE_SEED, split_hash, subsample_training, write_split_files
 from medvlp_bench.data.synthetic_store import ensure_synthetic
 from medvlp_bench.errors import MedvlpError
+from medvlp_bench.image_text import needs_image_text_model, require_image_text_model
 from medvlp_bench.pretraining.service import DEFAULT_CORPUS, execute, plan_for_run, synthetic_descriptor
 from medvlp_bench.protocols.feature_cache import encoder_fingerprint, preferred_device
 from medvlp_bench.records import RunRecord, collect_provenance, config_key, find_record, write_record
@@ -109,6 +110,9 @@ def run(registry: Registry, request: RunRequest) -> RunOutcome:
     task = registry.get("task", request.task)
     protocol = registry.get("protocol", task.protocol)
     check_protocol_options(protocol, request.hparams)
+    if needs_image_text_model(protocol):
+        require_image_text_model(method, task.name, protocol.name, [
+            name for name in registry.names("method") if registry.get("method", name).load_image_text_model])
     if request.pretrain_epochs is not None:
         _check_pretrain_epochs(request, method)
     dataset = registry.get("dataset", task.dataset)
@@ -151,7 +155,8 @@ def run(registry: Registry, request: RunRequest) -> RunOutcome:
     started = datetime.now(timezone.utc)
     checkpoint = request.checkpoint or (execute(registry, plan) if plan is not None else None)
     checkpoint_sha = weights.get("checkpoint_sha256") or (file_sha256(checkpoint) if checkpoint else None)
-    encoder = method.load_image_encoder(
+    load = method.load_image_text_model if needs_image_text_model(protocol) else method.load_image_encoder
+    encoder = load(
         MethodContext(
             encoder=encoder_name,
             build_encoder=lambda name: registry.get("encoder", name).build(),
@@ -228,11 +233,12 @@ def check_protocol_options(protocol, options: dict) -> None:
     """Reject ``--option`` names the protocol does not declare, with the closest declared names."""
     if protocol.options is None:
         return
-    for name in sorted(set(options) - set(protocol.options)):
-        close = difflib.get_close_matches(name, protocol.options, n=3, cutoff=0.5)
+    declared = [getattr(option, "name", option) for option in protocol.options]
+    for name in sorted(set(options) - set(declared)):
+        close = difflib.get_close_matches(name, declared, n=3, cutoff=0.5)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise MedvlpError(f"--option {name}: unknown option of protocol {protocol.name!r}{hint}; its options: "
-                          f"{', '.join(sorted(protocol.options))}")
+                          f"{', '.join(sorted(declared))}")
 
 
 def _check_pretrain_epochs(request: RunRequest, method) -> None:

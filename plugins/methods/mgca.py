@@ -43,6 +43,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from medvlp_bench.api import ImageEncoder, MethodContext, MethodSpec, PretrainContext, hookimpl
+from medvlp_bench_plugins.methods.image_text_loaders import image_text_loader
 from medvlp_bench_plugins.methods.vlp_method import OPTIMISER_OPTIONS, load_image_encoder
 
 DEFAULT_OPTIONS = {
@@ -92,5 +93,6 @@ def medvlp_bench_methods():
             pretrain=pretrain_mgca,
             default_text_encoder={"synthetic": "tiny_bert", "real": "bio_clinicalbert"},
             default_options=DEFAULT_OPTIONS,
+            load_image_text_model=image_text_loader("mgca"),
         )
     ]
