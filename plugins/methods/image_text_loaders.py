@@ -4,9 +4,10 @@
   authors' released layout (``image_text_checkpoints``).
 * :func:`load_random_image_text_model` (``random``): random towers drawn from a generator seeded with the run
   seed: the image encoder as the ``random`` method draws it (same seed, same weights), then a tiny BERT text
-  tower (2 layers, 128 wide) over a character-level WordPiece vocabulary (the special tokens, a-z, 0-9 and their
-  ``##`` forms, so every text tokenises without [UNK] and without a corpus), and two projection heads
-  ``Linear(C, 512) - BN - ReLU - Linear(512, 128) - BN`` into a 128-d space, reports pooled by the mean token state.
+  tower (2 layers, 128 wide) over a character-level WordPiece vocabulary (the special tokens, a-z, 0-9, ASCII
+  punctuation and their ``##`` forms, so every text tokenises without [UNK] and without a corpus), and two
+  projection heads ``Linear(C, 512) - BN - ReLU - Linear(512, 128) - BN`` into a 128-d space, reports pooled by
+  the mean token state.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 from medvlp_bench.api import MethodContext
 
 #: the characters of the random text tower's vocabulary
-RANDOM_TOWER_CHARACTERS = string.ascii_lowercase + string.digits
+RANDOM_TOWER_CHARACTERS = string.ascii_lowercase + string.digits + string.punctuation
 RANDOM_EMBEDDING_DIM, RANDOM_HIDDEN_DIM = 128, 512
 
 
