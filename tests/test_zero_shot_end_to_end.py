@@ -115,3 +115,10 @@ def test_a_released_text_tower_without_the_tokenizer_says_where_to_put_it(tmp_pa
     assert main(["run", "--method", "mgca", "--task", "chexpert5x200_zs", *TINY, "--out", str(tmp_path / "o"),
                  "--checkpoint", str(checkpoint)]) == 1
     assert "huggingface-cli download emilyalsentzer/Bio_ClinicalBERT" in capsys.readouterr().err
+
+
+def test_an_undeclared_option_is_refused_with_the_declared_names(fresh_home, capsys):
+    assert main(["run", "--method", "random", "--task", "chexpert5x200_zs", *TINY, "--option", "promts=x.json"]) == 1
+    error = capsys.readouterr().err
+    assert "did you mean prompts" in error and "similarity" in error
+    assert not (fresh_home / "synthetic").exists()
