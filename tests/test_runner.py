@@ -100,4 +100,4 @@ def test_every_task_sets_only_options_its_protocol_declares(registry):
     for name in registry.names("task"):
         task = registry.get("task", name)
         declared = registry.get("protocol", task.protocol).options
-        assert declared is not None and set(task.hparams) <= set(declared), name
+        assert declared is not None and set(task.hparams) <= {getattr(o, "name", o) for o in declared}, name

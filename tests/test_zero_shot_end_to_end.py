@@ -50,6 +50,16 @@ def test_random_towers_run_report_retrieval(tmp_path):
     assert record["metrics"]["i2t_recall_at_1"] <= record["metrics"]["i2t_recall_at_10"]
 
 
+def test_random_towers_run_class_level_retrieval_against_the_prompts(tmp_path):
+    record = run_record(tmp_path, "--method", "random", "--task", "chexpert5x200_ret")
+    metrics, n_test = record["metrics"], record["n_test"]
+    assert record["primary_metric"] == "i2t_precision_at_5" and record["details"]["text_queries"] == 30
+    assert {"i2t_precision_at_5", "i2t_precision_at_10", "t2i_precision_at_5", "t2i_precision_at_10"} <= set(metrics)
+    assert "i2t_precision_at_100" not in metrics  # 30 prompts: K = 100 exceeds the candidates
+    assert ("t2i_precision_at_100" in metrics) is (n_test >= 100)
+    assert all(0.0 <= value <= 1.0 for value in metrics.values())
+
+
 def test_imagenet_is_refused_in_one_line_before_any_data_is_read(fresh_home, capsys):
     assert main(["run", "--method", "imagenet", "--task", "chexpert5x200_zs", *TINY]) == 1
     error = capsys.readouterr().err.strip().splitlines()

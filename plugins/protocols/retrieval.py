@@ -14,7 +14,7 @@ Scores are the model's (``image_text_scores``; ``similarity=embedding`` by defau
 score costs a word-region attention per image-text pair). Metrics (``retrieval_metrics``, fractions):
 ``i2t_recall_at_K`` and ``t2i_recall_at_K`` for K in 1, 5, 10 (share of queries with a relevant candidate in the top
 K) and, for class-level retrieval, ``i2t_precision_at_K`` and ``t2i_precision_at_K`` (mean share of relevant
-candidates in the top K) for each K of option ``precision_k`` that does not exceed the number of candidates.
+candidates in the top K) for K in 5, 10, 100 (GLoRIA's) where K does not exceed the number of candidates.
 
 Per-sample outputs (retrieval layout): ``rank_image_to_text`` (N,) and ``rank_text_to_image`` (Q,) 0-based ranks of
 the first relevant candidate; ``text_query`` (Q,) the query texts (report retrieval: Q = N, text j is sample j's
@@ -42,11 +42,12 @@ OPTIONS = (
     OptionSpec("batch_size", 64, "images (and texts) embedded per batch", int),
     OptionSpec("similarity", "embedding", "embedding: cosine of the embeddings; auto: the model's own score "
                "when it has one", str, ("auto", "embedding")),
-    OptionSpec("precision_k", [5, 10, 100], "K of the class-level Precision@K", list),
 )
 RECALL_K = (1, 5, 10)
+#: K of the class-level Precision@K (GLoRIA reports 5, 10 and 100)
+PRECISION_K = (5, 10, 100)
 METRICS = tuple(f"{direction}_recall_at_{k}" for direction in ("i2t", "t2i") for k in RECALL_K) + tuple(
-    f"{direction}_precision_at_{k}" for direction in ("i2t", "t2i") for k in (5, 10, 100))
+    f"{direction}_precision_at_{k}" for direction in ("i2t", "t2i") for k in PRECISION_K)
 VERSION = "1"
 
 
@@ -103,7 +104,7 @@ def run(inputs: ProtocolInputs) -> ProtocolResult:
     details = {"options": options, "similarity": "model" if own else "embedding", "text_queries": len(texts),
                "selection_sha256": scores_of.selection_sha256(test["sample_id"].astype(str).tolist())}
     if extras is not None:
-        ks = [int(k) for k in options["precision_k"]]
+        ks = list(PRECISION_K)
         per_query = {}
         for direction, matrix, relevance in (("i2t", scores, relevant), ("t2i", scores.T, relevant.T)):
             columns = []
