@@ -30,8 +30,7 @@ from medvlp_bench.data.image_cache import (
 from medvlp_bench.data.image_io import read_image
 from medvlp_bench.data.splits import partition
 from medvlp_bench.protocols.feature_cache import model_input, normalise, preferred_device
-from medvlp_bench.encoder import ImageEncoder, TextEncoder, TextFeatures
-from medvlp_bench.encoder import ImageTextModel
+from medvlp_bench.encoder import ImageEncoder, ImageTextModel, TextEncoder, TextFeatures
 from medvlp_bench.image_text import ImageTextProtocolSpec
 from medvlp_bench.errors import DataError, MedvlpError, WeightsNotFoundError
 from medvlp_bench.hookspecs import hookimpl
