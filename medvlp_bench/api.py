@@ -33,7 +33,8 @@ from medvlp_bench.protocols.feature_cache import model_input, normalise, preferr
 from medvlp_bench.protocols.head_training import HeadFitSettings, fit_head, seed_head_training
 from medvlp_bench.protocols.hparams import resolved_hparams
 from medvlp_bench.protocols.sample_arrays import classification_arrays, identity_arrays
-from medvlp_bench.encoder import ImageEncoder, TextEncoder, TextFeatures
+from medvlp_bench.encoder import ImageEncoder, ImageTextModel, TextEncoder, TextFeatures
+from medvlp_bench.image_text import ImageTextProtocolSpec
 from medvlp_bench.errors import DataError, MedvlpError, WeightsNotFoundError
 from medvlp_bench.hookspecs import hookimpl
 from medvlp_bench.lightning_logging import epoch_progress, quiet_lightning
@@ -98,11 +99,14 @@ __all__ = [
     "ImageEncoder",
     "ImageEncoderSpec",
     "ImageTextDataModule",
+    "ImageTextModel",
+    "ImageTextProtocolSpec",
     "LoadReport",
     "OptionError",
     "MedvlpError",
     "MethodContext",
     "MethodSpec",
+    "OptionSpec",
     "PretrainContext",
     "ProtocolInputs",
     "ProtocolResult",

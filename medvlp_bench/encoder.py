@@ -103,3 +103,61 @@ class TextEncoder(nn.Module):
 
     def describe(self) -> dict:
         return {"arch": self.arch, "hidden_dim": self.hidden_dim, "max_length": self.max_length}
+
+
+class ImageTextModel(ImageEncoder):
+    """An image tower and a text tower that embed into one shared space (zero-shot classification, retrieval).
+
+    It is an :class:`ImageEncoder` too: ``global_features``, ``feature_maps`` and ``local_tokens`` are those of
+    its image tower, and so are ``input_size``, ``mean`` and ``std`` (images come in as for any encoder:
+    ``(v / 255 - mean_c) / std_c`` at ``input_size`` px). Subclasses implement
+
+    * ``embed_images(x)`` -> (B, embedding_dim) image embeddings, L2-normalised (unit rows);
+    * ``embed_texts(texts)`` -> (T, embedding_dim) text embeddings of a list of strings, L2-normalised;
+
+    and may offer their own image-text score (GLoRIA's word-region score): ``image_features(x)`` and
+    ``text_features(texts)`` return whatever ``similarity(image_features, text_features)`` needs, and
+    ``similarity`` returns the (B, T) scores, higher = more alike. By default the features are the embeddings
+    and ``similarity`` their cosine, ``image @ text.T``; ``own_similarity`` says that a subclass changed it.
+    """
+
+    #: width of the shared embedding space
+    embedding_dim: int = 0
+    #: True when ``similarity`` is the model's own score rather than the cosine of the embeddings
+    own_similarity: bool = False
+
+    def __init__(self, image_encoder: ImageEncoder):
+        super().__init__()
+        self.image_encoder = image_encoder
+        for name in ("input_size", "mean", "std", "global_dim", "map_channels", "map_strides", "arch"):
+            setattr(self, name, getattr(image_encoder, name))
+
+    def global_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.image_encoder.global_features(x)
+
+    def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.image_encoder.feature_maps(x)
+
+    def local_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        return self.image_encoder.local_tokens(x)
+
+    def global_and_local(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.image_encoder.global_and_local(x)
+
+    def embed_images(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def embed_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def image_features(self, x: torch.Tensor):
+        return self.embed_images(x)
+
+    def text_features(self, texts: Sequence[str]):
+        return self.embed_texts(texts)
+
+    def similarity(self, image_features, text_features) -> torch.Tensor:
+        return image_features @ text_features.T
+
+    def describe(self) -> dict:
+        return super().describe() | {"embedding_dim": self.embedding_dim, "own_similarity": self.own_similarity}

@@ -28,6 +28,7 @@ from medvlp_bench.data.locations import configured_data_root, harness_home
 from medvlp_bench.data.splits import SUBSAMPLE_SEED, split_hash, subsample_training, write_split_files
 from medvlp_bench.data.synthetic_store import ensure_synthetic
 from medvlp_bench.errors import MedvlpError
+from medvlp_bench.image_text import needs_image_text_model, require_image_text_model
 from medvlp_bench.options import resolve_options
 from medvlp_bench.pretraining.service import PretrainPlan, execute, plan_for_run, synthetic_descriptor
 from medvlp_bench.protocols.feature_cache import encoder_fingerprint, preferred_device
@@ -185,6 +186,9 @@ def plan_run(registry: Registry, request: RunRequest) -> RunPlan:
                               ("--option", request.hparams), owner=f"protocol {protocol.name!r}")
     method_options = resolve_options(method.options, ("--method-option", request.method_options),
                                      owner=f"method {method.name!r}")
+    if needs_image_text_model(protocol):
+        require_image_text_model(method, task.name, protocol.name, [
+            name for name in registry.names("method") if registry.get("method", name).load_image_text_model])
     if request.pretrain_epochs is not None:
         _check_pretrain_epochs(request, method)
     dataset = registry.get("dataset", task.dataset)
@@ -258,7 +262,9 @@ def execute_plan(registry: Registry, plan: RunPlan) -> RunOutcome:
     started = datetime.now(timezone.utc)
     checkpoint = request.checkpoint or (execute(registry, plan.pretrain) if plan.pretrain is not None else None)
     checkpoint_sha = plan.weights.get("checkpoint_sha256") or (file_sha256(checkpoint) if checkpoint else None)
-    encoder = plan.method.load_image_encoder(
+    wants_text_tower = needs_image_text_model(plan.protocol)
+    load = plan.method.load_image_text_model if wants_text_tower else plan.method.load_image_encoder
+    encoder = load(
         MethodContext(
             encoder=plan.encoder,
             build_encoder=lambda name: registry.get("encoder", name).build(),

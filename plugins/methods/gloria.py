@@ -46,6 +46,7 @@ from medvlp_bench_plugins.methods.vlp_method import (
     load_image_encoder,
     pretraining_profiles,
 )
+from medvlp_bench_plugins.methods.image_text_loaders import image_text_loader
 
 OPTIONS = (
     OptionSpec("global_weight", 1.0, "weight of the global image-report loss", float),
@@ -89,5 +90,6 @@ def medvlp_bench_methods():
             pretraining_profiles=pretraining_profiles(OPTIONS),
             options=OPTIONS,
             checkpoint_layouts=LAYOUTS,
+            load_image_text_model=image_text_loader("gloria"),
         )
     ]

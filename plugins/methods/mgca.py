@@ -62,6 +62,7 @@ from medvlp_bench_plugins.methods.vlp_method import (
     load_image_encoder,
     pretraining_profiles,
 )
+from medvlp_bench_plugins.methods.image_text_loaders import image_text_loader
 
 OPTIONS = (
     OptionSpec("ita_weight", 1.0, "weight of the instance-level image-text InfoNCE loss", float),
@@ -119,5 +120,6 @@ def medvlp_bench_methods():
             pretraining_profiles=pretraining_profiles(OPTIONS),
             options=OPTIONS,
             checkpoint_layouts=LAYOUTS,
+            load_image_text_model=image_text_loader("mgca"),
         )
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from medvlp_bench.api import ImageEncoder, MethodContext, MethodSpec, hookimpl
+from medvlp_bench_plugins.methods.image_text_loaders import load_random_image_text_model
 
 
 def load_random_encoder(context: MethodContext) -> ImageEncoder:
@@ -29,5 +30,6 @@ def medvlp_bench_methods():
             description="Random initialisation (baseline); weights seeded by the run seed",
             default_encoder=DEFAULT_ENCODER,
             load_image_encoder=load_random_encoder,
+            load_image_text_model=load_random_image_text_model,
         )
     ]
