@@ -35,6 +35,11 @@ Ref's command line uses weights 1, 1, 1 (its ``lambda_1``, ``lambda_2``, ``lambd
   downstream tasks then see the encoder at another resolution than it was trained on);
 * the optimiser options of :data:`vlp_method.OPTIMISER_OPTIONS`.
 
+Ref keeps the final [SEP] token as a word that patches attend to and pads every report to 111 word pieces with one
+shared projected padding vector; here [SEP] ends the report (it is no word) and a batch is zero-padded to its longest
+report, padded words masked out of the attention and (unless ``reference_unmasked_word_candidates``) the matching.
+The token-level losses therefore differ from Ref's on the same batch (docs/pretraining.md).
+
 Ref computes patch importance for ViTs from the image encoder's last-block attention; the image-encoder interface
 has no attention, so patches are weighted uniformly (Ref's ResNet setting) for every encoder.
 """
