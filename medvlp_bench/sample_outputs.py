@@ -13,8 +13,9 @@ Written atomically like the record (temp file, fsync, :func:`os.replace`). Array
   ``pred_index`` (M,) index into ``sample_id``; ``true_boxes`` (K, 4), ``true_index`` (K,); ``iou_thresholds``
   (T,); ``score_threshold`` 0-d (predictions below it were dropped);
 * ``segmentation``: ``dice`` (N,) per image, ``truth_empty`` (N,) bool, ``pred_empty`` (N,) bool;
-* ``retrieval``: ``rank_image_to_text`` (N,) and ``rank_text_to_image`` (N,) 0-based ranks of the first correct
-  match.
+* ``retrieval``: ``rank_image_to_text`` (N,) 0-based rank of the first correct text for each image query and
+  ``rank_text_to_image`` (Q,) the same for each text query (Q = N for image-report retrieval; the number of
+  prompts for class-level retrieval against class prompts).
 
 :func:`validate_outputs` checks names, shapes and kinds; every error (:class:`SampleOutputsError`) names the file.
 """
@@ -192,9 +193,16 @@ def _per_image(arrays: Mapping[str, np.ndarray], n: int, names: tuple[str, ...])
             if arrays[name].shape != (n,)]
 
 
+def _retrieval(arrays: Mapping[str, np.ndarray], n: int) -> list[str]:
+    problems = _per_image(arrays, n, ("rank_image_to_text",))
+    if arrays["rank_text_to_image"].ndim != 1 or arrays["rank_text_to_image"].dtype.kind not in "iu":
+        problems.append(f"'rank_text_to_image' must be 1-d integer ranks, got {arrays['rank_text_to_image'].shape}")
+    return problems
+
+
 _KIND_CHECKS = {
     "classification": _classification,
     "detection": _detection,
     "segmentation": lambda arrays, n: _per_image(arrays, n, REQUIRED["segmentation"]),
-    "retrieval": lambda arrays, n: _per_image(arrays, n, REQUIRED["retrieval"]),
+    "retrieval": lambda arrays, n: _retrieval(arrays, n),
 }

@@ -40,7 +40,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from medvlp_bench.api import MedvlpError, MethodContext, WeightsNotFoundError, safe_load
+from medvlp_bench.api import CheckpointLayout, MedvlpError, MethodContext, WeightsNotFoundError, safe_load
 from medvlp_bench_plugins.methods.image_text_models import GloriaImageTextModel, ProjectedImageTextModel
 from medvlp_bench_plugins.methods.vlp_method import load_image_encoder, vlp_image_encoder
 
@@ -223,7 +223,7 @@ def from_release(state: Mapping[str, torch.Tensor], context: MethodContext, meth
     from medvlp_bench_plugins.methods.vlp_module import local_token_dim
 
     backbone, image_head, text_tower, text_head = RELEASE_PREFIXES[method]
-    image_encoder = load_image_encoder(context, method)
+    image_encoder = load_image_encoder(context, method, (CheckpointLayout(f"{method} release", (backbone,)),))
     if method == "gloria":
         embedders = _gloria_embedders(state, image_head, image_encoder.global_dim, local_token_dim(image_encoder))
         text_encoder = released_text_tower(state, text_tower, method, position_quirk=False)

@@ -69,9 +69,14 @@ def selection_sha256(sample_ids: Sequence[str]) -> str:
 
 
 def patient_ids(table: pd.DataFrame) -> np.ndarray:
-    """The table's ``patient_id`` column, or its ``sample_id`` where it has none."""
+    """The table's ``patient_id`` column, or its ``sample_id`` where it has none, as a numpy string array."""
     column = "patient_id" if "patient_id" in table.columns else "sample_id"
-    return table[column].astype(str).to_numpy()
+    return np.array(table[column].astype(str).tolist(), dtype=str)
+
+
+def sample_ids(table: pd.DataFrame) -> np.ndarray:
+    """The table's ``sample_id`` column as a numpy string array."""
+    return np.array(table["sample_id"].astype(str).tolist(), dtype=str)
 
 
 def uses_own_similarity(model: ImageTextModel, similarity: str) -> bool:

@@ -98,7 +98,7 @@ def run(inputs: ProtocolInputs) -> ProtocolResult:
     text_ranks = measures.first_relevant_ranks(scores.T, relevant.T)
     metrics = {f"i2t_recall_at_{k}": measures.recall_at_k(image_ranks, k) for k in RECALL_K}
     metrics |= {f"t2i_recall_at_{k}": measures.recall_at_k(text_ranks, k) for k in RECALL_K}
-    outputs = {"kind": np.array("retrieval"), "sample_id": test["sample_id"].astype(str).to_numpy(),
+    outputs = {"kind": np.array("retrieval"), "sample_id": scores_of.sample_ids(test),
                "patient_id": scores_of.patient_ids(test), "rank_image_to_text": image_ranks.numpy(),
                "rank_text_to_image": text_ranks.numpy(), "text_query": np.array(texts, dtype=str)}
     details = {"options": options, "similarity": "model" if own else "embedding", "text_queries": len(texts),

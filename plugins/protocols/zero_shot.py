@@ -81,7 +81,7 @@ def run(inputs: ProtocolInputs) -> ProtocolResult:
     class_scores = scores_of.class_scores(inputs.encoder, images, class_prompts, options["batch_size"],
                                           own_similarity=own)
     outputs = {"kind": np.array("classification"), "task_type": np.array(task.target),
-               "sample_id": test["sample_id"].astype(str).to_numpy(), "patient_id": scores_of.patient_ids(test),
+               "sample_id": scores_of.sample_ids(test), "patient_id": scores_of.patient_ids(test),
                "label_names": np.array(task.label_names)}
     if task.target == "multiclass":
         targets = torch.tensor(test["label"].to_numpy(dtype=np.int64))
