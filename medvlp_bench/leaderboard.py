@@ -13,7 +13,8 @@ Rules (the same for every format):
   all of that method's rows in that table are labelled with the config entries that differ between those
   configs, as dotted paths: ``mgca (encoder=vit_b16)``. Digests (``*_key``, ``*sha256``, ``*_hash``, e.g. the
   pretraining key) are left out when a readable entry differs too (``mgca (weights.pretrain.max_epochs=12)``), and
-  otherwise shown by their first 12 characters.
+  otherwise shown by their first 12 characters. Entries present in some of the configs only are named once by their
+  subtree (``mgca (weights.pretrain)`` beside a row whose weights came from ``--checkpoint``).
 * Cells = mean ± std (n) of the PRIMARY metric over seeds, in percent with one decimal:
   ``mean = sum(v_i) / n`` and ``std = sqrt(sum((v_i - mean)^2) / (n - 1))`` (ddof = 1) of ``v_i = 100 * metric``;
   the std is omitted when n = 1. Null metrics (undefined on a test set) are left out of mean, std and n.
@@ -143,18 +144,32 @@ def _row_labels(records: list[RunRecord]) -> list[str]:
     for record, config, variant in zip(records, flat, variants):
         column_variants[(record.data_source, record.method, record.task, _pct(record.pct))][variant] = config
     differing: dict[tuple, set[str]] = defaultdict(set)
+    partial: dict[tuple, set[str]] = defaultdict(set)
     for (source, method, _, _), configs in column_variants.items():
         if len(configs) > 1:
             paths = set().union(*configs.values())
             differing[(source, method)] |= {
                 path for path in paths if len({config.get(path) for config in configs.values()}) > 1
             }
+            partial[(source, method)] |= {
+                path for path in paths if any(path not in config for config in configs.values())
+            }
     labels = []
     for record, config in zip(records, flat):
-        paths = _label_paths(sorted(differing[(record.data_source, record.method)]))
-        details = ", ".join(f"{path}={_label_value(path, config[path])}" for path in paths if path in config)
-        labels.append(f"{record.method} ({details})" if details else record.method)
+        group = (record.data_source, record.method)
+        paths = _label_paths(sorted(differing[group]))
+        details = list(dict.fromkeys(
+            _subtree(path) if path in partial[group] else f"{path}={_label_value(path, config[path])}"
+            for path in paths if path in config
+        ))
+        labels.append(f"{record.method} ({', '.join(details)})" if details else record.method)
     return labels
+
+
+def _subtree(path: str) -> str:
+    """A path present in some configs of a method and absent from others is labelled by the presence of its
+    subtree, ``weights.pretrain`` for ``weights.pretrain.options.learning_rate``, not by each of its leaves."""
+    return ".".join(path.split(".")[:2])
 
 
 def _is_digest(path: str) -> bool:

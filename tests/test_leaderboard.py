@@ -167,6 +167,19 @@ def test_digests_label_rows_only_when_nothing_readable_differs():
     assert sorted(frame["row"]) == ["mgca (weights.pretrain_key=aaaaaaaaaaaa)", "mgca (weights.pretrain_key=bbbbbbbbbbbb)"]
 
 
+def test_a_subtree_present_in_some_configs_only_labels_by_its_presence():
+    base = make_record("mgca", "rsna_cls", 0.01, 0, 0.8)
+
+    def with_weights(weights):
+        config = {**base.config, "weights": weights}
+        return RunRecord(**{**base.to_dict(), "config": config, "config_key": config_key(config)})
+
+    pretrained = with_weights({"pretrain_key": "a" * 64, "pretrain": {"max_epochs": 4, "options": {"lr": 1e-3}}})
+    given = with_weights({"checkpoint_sha256": "c" * 64})
+    frame = leaderboard_frame([pretrained, given])
+    assert sorted(frame["row"]) == ["mgca", "mgca (weights.pretrain)"]
+
+
 def test_copies_of_one_run_count_once():
     first = make_record("mgca", "rsna_cls", 0.01, 0, 0.8, finished_at="2024-05-01T12:00:30+00:00")
     later = RunRecord(**{**first.to_dict(), "metrics": {"auroc": 0.9},
