@@ -201,6 +201,8 @@ class TaskSpec:
     ``target="boxes"`` (detection): a column ``boxes``, per row a list of ``[x, y, w, h]`` in original image pixels
     (top-left corner, width, height; empty list = no object), one class per task (``label_names``);
     ``target="mask"`` (segmentation): ``load_mask(row)`` returns the row's (H, W) bool mask at the original image size.
+    ``target="report"`` (image-report retrieval): a column ``text``, the row's report; ``label_names`` is empty.
+    Tasks of protocols that train nothing (zero-shot, retrieval) may have empty train and val tables.
     ``load_splits(folder)`` reads the raw download in ``folder`` and returns the derived splits;
     ``split_rule`` says in words how (seeds included), and is recorded with every run.
     ``hparams`` are this task's overrides of its protocol's option defaults (only what differs).
@@ -212,7 +214,7 @@ class TaskSpec:
     description: str
     load_splits: Callable[[Path], SplitTables]
     label_names: tuple[str, ...]
-    target: Literal["binary", "multilabel", "multiclass", "boxes", "mask"]
+    target: Literal["binary", "multilabel", "multiclass", "boxes", "mask", "report"]
     primary_metric: str
     higher_is_better: bool = True
     split_rule: str = ""

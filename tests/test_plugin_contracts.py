@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from medvlp_bench.errors import WeightsNotFoundError
+from medvlp_bench.image_text import needs_image_text_model
 from medvlp_bench.options import resolve_options
 from medvlp_bench.records import PLUGIN_ROLES, RunRecord
 from medvlp_bench.registry import load_registry
@@ -85,18 +86,19 @@ def test_every_task_splits_its_synthetic_twin_deterministically_with_its_targets
     task = REGISTRY.get("task", name)
     protocol = REGISTRY.get("protocol", task.protocol)
     resolve_options(protocol.options, task.hparams, owner=f"protocol {protocol.name!r}")
-    assert task.split_rule and task.primary_metric and task.label_names
+    trains = not needs_image_text_model(protocol)  # zero-shot and retrieval train nothing: only a test split
+    assert task.split_rule and task.primary_metric and (task.label_names or task.target == "report")
     if protocol.metrics:
         assert task.primary_metric in protocol.metrics
     folder = ensure_synthetic(REGISTRY.get("dataset", task.dataset), 0, 0.1)
     splits, again = task.load_splits(folder), task.load_splits(folder)
     ids = {}
     for part, table in splits.items():
-        assert set(SAMPLE_COLUMNS) <= set(table.columns) and len(table) > 0, part
+        assert set(SAMPLE_COLUMNS) <= set(table.columns) and (len(table) > 0 or not trains and part != "test"), part
         assert list(table["sample_id"]) == list(getattr(again, part)["sample_id"]), part
         ids[part] = set(table["sample_id"])
         targets = {"binary": task.label_names, "multilabel": task.label_names, "multiclass": ("label",),
-                   "boxes": ("boxes",), "mask": ()}[task.target]
+                   "boxes": ("boxes",), "mask": (), "report": ("text",)}[task.target]
         assert set(targets) <= set(table.columns), part
     assert not (ids["train"] & ids["val"] or ids["train"] & ids["test"] or ids["val"] & ids["test"])
     if task.target == "mask":
@@ -126,5 +128,5 @@ def test_every_protocol_writes_a_valid_record_on_tiny_synthetic_data(name, tmp_p
         task = REGISTRY.get("task", tasks[0])
         per_label = {f"{metric}_{label}" for metric in protocol.metrics for label in task.label_names}
         assert set(record.metrics) <= set(protocol.metrics) | per_label
-    assert record.n_train > 0 and record.n_test > 0
+    assert (record.n_train > 0 or needs_image_text_model(protocol)) and record.n_test > 0
     assert RunRecord.from_dict(json.loads(outcome.path.read_text())) == record
