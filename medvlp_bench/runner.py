@@ -155,6 +155,14 @@ def run_splits(task: TaskSpec, folder: Path, pct: float) -> tuple[SplitTables, s
 
 
 def file_sha256(path: Path) -> str:
+    """sha256 hex digest of a file's bytes, computed once per process for a file whose path, size and modification
+    time are unchanged (planning a grid names the same 100-300 MB checkpoint in many cells)."""
+    status = Path(path).stat()
+    return _sha256_of(str(Path(path).resolve()), status.st_size, status.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

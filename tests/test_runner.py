@@ -234,3 +234,22 @@ def test_method_options_are_validated_first_and_enter_pretraining_and_the_key(re
     assert warmer.config["method_options"]["temperature"] == 0.5
     assert warmer.pretrain.key != default.pretrain.key and warmer.key != default.key
     assert warmer.pretrain.config["options"]["learning_rate"] == 1e-3  # the synthetic profile still applies
+
+
+def test_a_checkpoint_is_hashed_once_per_process_until_it_changes(tmp_path, monkeypatch):
+    import hashlib
+    import os
+
+    from medvlp_bench import runner
+
+    checkpoint = tmp_path / "model.ckpt"
+    checkpoint.write_bytes(b"weights v1")
+    opened = []
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda path, *args, **kwargs: (opened.append(str(path)),
+                                                                          real_open(path, *args, **kwargs))[1])
+    first, again = runner.file_sha256(checkpoint), runner.file_sha256(checkpoint)
+    assert first == again == hashlib.sha256(b"weights v1").hexdigest() and len(opened) == 1
+    checkpoint.write_bytes(b"weights v2, longer")
+    os.utime(checkpoint, ns=(1, 1))
+    assert runner.file_sha256(checkpoint) == hashlib.sha256(b"weights v2, longer").hexdigest() and len(opened) == 2
