@@ -51,9 +51,8 @@ from tabulate import tabulate
 
 import medvlp_bench
 from medvlp_bench.errors import MedvlpError
-from medvlp_bench.records import SCHEMA_VERSION, RunRecord, config_key
+from medvlp_bench.records import SCHEMA_VERSION, RunRecord
 from medvlp_bench.statistics.table_statistics import (
-    STATISTICS_COLUMNS,
     StatisticsRequest,
     record_outputs_columns,
     table_statistics,
@@ -393,7 +392,7 @@ def _cell(line: Any, symbols: dict[str, str], statistics: Optional[StatisticsReq
     if statistics is not None and not pd.isna(line.delta):
         text = f"{line.delta:+.1f} " + _interval_text(line.delta_low, line.delta_high, signed=True)
         if not pd.isna(line.p_value):
-            text += " " + (f"p<0.001" if line.p_value < 0.001 else f"p={line.p_value:.3f}")
+            text += " " + ("p<0.001" if line.p_value < 0.001 else f"p={line.p_value:.3f}")
             text += symbols["mark"] if line.significant else ""
     else:
         spread = f" {symbols['pm']} {line.std:.1f}" if line.n > 1 else ""

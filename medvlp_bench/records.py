@@ -5,9 +5,9 @@ A record holds everything needed to tabulate and to reproduce a run (see :class:
 * Config key: ``sha256(json.dumps(config, sort_keys=True, separators=(",", ":")))`` as a hex string, so the key
   does not depend on the order of the config's entries. The runner skips a run whose key already has a record.
 * File name: ``{method}__{task}__pct{pct:g}__seed{seed}__{config_key[:12]}.json`` (:func:`record_filename`).
-* Atomic write (:func:`write_record`): the JSON goes to a uniquely named temp file ``.{name}.{pid}.{uuid}.tmp``
-  in the target folder, is flushed and fsynced, renamed over the target with :func:`os.replace`, and the folder
-  is fsynced. A killed writer leaves at most a hidden temp file, never a partial ``.json``; concurrent writers
+* Atomic write (:func:`write_record`, through :func:`medvlp_bench.data.build_once.atomic_write_bytes`): the JSON
+  goes to a hidden temp file beside the target, unique to the host, process and call, is flushed and fsynced,
+  renamed over the target with :func:`os.replace`, and the folder is fsynced. A killed writer leaves at most a hidden temp file, never a partial ``.json``; concurrent writers
   never lose a record (different keys give different files; for one key the last complete write wins).
 * Reading (:func:`load_records`, :func:`find_record`): every ``*.json`` below a folder (recursively, hidden
   files and temp files skipped) must be a valid record. A corrupt or malformed file raises
@@ -22,18 +22,17 @@ import hashlib
 import json
 import math
 import numbers
-import os
 import platform
 import re
 import socket
 import subprocess
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
 import medvlp_bench
+from medvlp_bench.data.build_once import atomic_write_text
 from medvlp_bench.errors import MedvlpError
 
 #: version of the record layout written now; version 2 added ``plugins``
@@ -330,30 +329,8 @@ def write_record(record: RunRecord, out_dir: Path | str, outputs: Optional[dict]
 
         name = outputs_filename(target.name)
         record.outputs = {"file": name, "sha256": write_outputs(outputs, folder / name)}
-    text = json.dumps(record.to_dict(), indent=2, allow_nan=False) + "\n"
-    temp = folder / f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
-    try:
-        with open(temp, "x", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    _fsync_directory(folder)
+    atomic_write_text(target, json.dumps(record.to_dict(), indent=2, allow_nan=False) + "\n")
     return target
-
-
-def _fsync_directory(folder: Path) -> None:
-    """Persist the folder entry of a rename (POSIX); Windows cannot open folders and needs no such step."""
-    if os.name == "nt":
-        return
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _record_paths(folder: Path) -> list[Path]:

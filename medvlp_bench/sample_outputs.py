@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import uuid
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
 import numpy as np
 
+from medvlp_bench.data.build_once import atomic_write_bytes
 from medvlp_bench.errors import MedvlpError
 
 SUFFIX = ".outputs.npz"
@@ -77,16 +76,7 @@ def write_outputs(outputs: Mapping[str, Any], path: Path | str) -> str:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     data = buffer.getvalue()
-    temp = target.parent / f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
-    try:
-        with open(temp, "xb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(target, data)
     return hashlib.sha256(data).hexdigest()
 
 

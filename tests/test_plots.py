@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import matplotlib.image
-import numpy as np
 
 from medvlp_bench.plots import write_plots
 from medvlp_bench.records import load_record_files

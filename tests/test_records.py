@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medvlp_bench import records
+from medvlp_bench.data import build_once
 from medvlp_bench.records import (
     PROVENANCE_KEYS,
     SCHEMA_VERSION,
@@ -214,7 +214,7 @@ def test_failed_replace_leaves_the_old_record_and_no_partial_file(tmp_path, monk
     def crash(*args, **kwargs):
         raise OSError("killed between write and rename")
 
-    monkeypatch.setattr(records.os, "replace", crash)
+    monkeypatch.setattr(build_once.os, "replace", crash)
     with pytest.raises(OSError, match="killed"):
         write_record(new, tmp_path)
     assert [entry.name for entry in tmp_path.iterdir()] == [path.name]
@@ -225,7 +225,7 @@ def test_failed_fsync_mid_write_leaves_nothing(tmp_path, monkeypatch):
     def crash(descriptor):
         raise OSError("disk gone")
 
-    monkeypatch.setattr(records.os, "fsync", crash)
+    monkeypatch.setattr(build_once.os, "fsync", crash)
     with pytest.raises(OSError, match="disk gone"):
         write_record(make_record(), tmp_path)
     assert list(tmp_path.iterdir()) == []

@@ -44,13 +44,35 @@ def temporary_path(entry: Path, suffix: str = "") -> Path:
     return entry.parent / f".{entry.name}.{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp{suffix}"
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: readers see the old or the new file."""
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` durably and atomically: a temporary file beside it (:func:`temporary_path`),
+    flushed and fsynced, renamed over ``path`` (:func:`os.replace`), then the folder fsynced. Readers see the old
+    file or the new one, never a part; a killed writer leaves at most a hidden temporary file."""
     path = Path(path)
     temporary = temporary_path(path)
     try:
-        temporary.write_text(text)
+        with open(temporary, "xb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+    _fsync_folder(path.parent)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """:func:`atomic_write_bytes` of ``text`` encoded as UTF-8."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Persist the folder entry of a rename (POSIX); Windows cannot open folders and needs no such step."""
+    if os.name == "nt":
+        return
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

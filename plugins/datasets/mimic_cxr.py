@@ -27,7 +27,6 @@ exist; the first DECODE_SAMPLE of those JPEGs are decoded.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 

@@ -22,7 +22,6 @@ from medvlp_bench.api import (
     ImageEncoder,
     MedvlpError,
     MethodContext,
-    PLAIN_LAYOUT,
     OptionSpec,
     PretrainingProfile,
     load_encoder_checkpoint,
