@@ -36,6 +36,9 @@ DEFAULT_ENCODER = {"synthetic": "tiny_cnn"}
 
 
 def load_state_dict(context: MethodContext) -> ImageEncoder:
+    """The encoder with ``--checkpoint``'s state dict; without one, its initialisation seeded by the run seed, so a
+    run is reproducible either way."""
+    torch.manual_seed(context.seed)
     encoder = context.build_encoder(context.encoder)
     if context.checkpoint is not None:
         state = torch.load(context.checkpoint, map_location="cpu", weights_only=True)
