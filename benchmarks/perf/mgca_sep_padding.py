@@ -25,8 +25,8 @@ attends over its report's words, then the patches are matched) with the module's
 
 The token losses are per-sample terms averaged over the batch (each report is matched against its own image's
 patches only, and the projection heads use their running BatchNorm statistics in evaluation mode), so the batch
-size does not change what a pair contributes. Reports with more than ``--pad-to`` words keep their first ``--pad-to`` words in the padded conventions.
-Prints, per convention, the mean over batches of the word loss and the patch loss (nats) with their standard
+size does not change what a pair contributes. Reports with more than ``--pad-to`` words keep their first
+``--pad-to`` words in the padded conventions. Prints, per convention, the mean over batches of the word loss and the patch loss (nats) with their standard
 deviation over batches, and the mean and standard deviation of the per-batch difference (convention - ours).
 """
 
