@@ -26,8 +26,9 @@ attends over its report's words, then the patches are matched) with the module's
 The token losses are per-sample terms averaged over the batch (each report is matched against its own image's
 patches only, and the projection heads use their running BatchNorm statistics in evaluation mode), so the batch
 size does not change what a pair contributes. Reports with more than ``--pad-to`` words keep their first
-``--pad-to`` words in the padded conventions. Prints, per convention, the mean over batches of the word loss and the patch loss (nats) with their standard
-deviation over batches, and the mean and standard deviation of the per-batch difference (convention - ours).
+``--pad-to`` words in the padded conventions. Prints, per convention, the mean over batches of the word loss and
+the patch loss (nats) with their standard deviation over batches, and the mean and standard deviation of the
+per-batch difference (convention - ours).
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pad-to", type=int, default=111)
     args = parser.parse_args()
-    checkpoint = args.checkpoint or sorted((home / "models" / "mgca").glob("*/model.ckpt"))[0]
+    checkpoint = args.checkpoint or min((home / "models" / "mgca").glob("*/model.ckpt"))
     registry = load_registry()
     module = MGCAModule.restore(
         checkpoint,
