@@ -47,7 +47,7 @@ def write_report(records: Iterable[RunRecord], files: Iterable[Path], out_dir: P
         sections.append(f"## Differences to {statistics.baseline}\n\n"
                         + _body(build_leaderboard(records, None, "md", files=files, statistics=statistics)))
     sections.append(_figures_section(figures, out))
-    sections.append(_published_section(real))
+    sections.append(_published_section(reported))
     frame = leaderboard_frame(records, files=files, statistics=statistics if statistics.baseline else with_ci)
     sections.append(_cells_section(frame, files, out))
     sections.append(_record_intervals_section(records, files, out, statistics))
@@ -91,11 +91,12 @@ def _figures_section(figures: list[Path], out: Path) -> str:
     return "\n".join(parts).strip()
 
 
-def _published_section(real: bool) -> str:
-    if real:
-        return ("## Published numbers\n\nThe rows marked (reported) in the real-data table are the numbers "
-                "published in the MGCA paper (Wang et al., NeurIPS 2022), for reference: their splits and evaluation "
-                "code differ from this harness.")
+def _published_section(reported: Optional[pd.DataFrame]) -> str:
+    """Where the reference rows come from (real data), or why there are none (synthetic data)."""
+    if reported is not None:
+        sources = "; ".join(sorted(set(reported["source"])))
+        return ("## Published numbers\n\nThe rows marked (reported) in the real-data table are published numbers, "
+                f"for reference ({sources}): their splits and evaluation code differ from this harness.")
     return ("## Published numbers\n\nNot shown: these records are on synthetic data, and published numbers "
             "(real data) never sit beside synthetic results.")
 

@@ -1,7 +1,8 @@
 """Published reference numbers, shipped as data in the package ``medvlp_bench_reported`` (``leaderboards/reported``).
 
-``mgca_paper.csv`` holds the ResNet-50 rows of the MGCA paper (Wang et al., NeurIPS 2022) as reproduced in later
-papers, in long format, one row per method x task x pct:
+Every ``*.csv`` there is read (today one file, the ResNet-50 rows of the MGCA paper, Wang et al., NeurIPS 2022, as
+reproduced in later papers); a new publication's numbers are a new file in the same long format, one row per
+method x task x pct:
 
 * ``method``: the method plugin's name where one exists (``random``, ``imagenet``, ``convirt``, ``gloria``,
   ``mgca``), else a name of the same style (``gloria_mimic``); ``label``: its display name (``GLoRIA-MIMIC``);
@@ -23,14 +24,24 @@ from medvlp_bench.errors import MedvlpError
 
 REPORTED_COLUMNS = ("method", "label", "task", "pct", "value", "metric", "source", "notes")
 REPORTED_PACKAGE = "medvlp_bench_reported"
-REPORTED_FILE = "mgca_paper.csv"
 
 
 def load_reported() -> pd.DataFrame:
-    """The published numbers of ``mgca_paper.csv`` (see the module docstring), validated."""
-    resource = resources.files(REPORTED_PACKAGE).joinpath(REPORTED_FILE)
-    with resource.open("r", encoding="utf-8") as handle:
-        return read_reported_csv(handle, name=REPORTED_FILE)
+    """The published numbers of every ``*.csv`` in the reported-numbers package (see the module docstring),
+    each validated, then together: one row per (method, task, pct) across the files."""
+    files = sorted((entry for entry in resources.files(REPORTED_PACKAGE).iterdir() if entry.name.endswith(".csv")),
+                   key=lambda entry: entry.name)
+    frames = []
+    for resource in files:
+        with resource.open("r", encoding="utf-8") as handle:
+            frames.append(read_reported_csv(handle, name=resource.name))
+    if not frames:
+        raise MedvlpError(f"no reported-numbers CSV in the package {REPORTED_PACKAGE}")
+    frame = pd.concat(frames, ignore_index=True)
+    problems = _problems(frame)
+    if problems:
+        raise MedvlpError(f"{', '.join(entry.name for entry in files)} together: " + "; ".join(problems))
+    return frame
 
 
 def read_reported_csv(source: Union[str, IO[str]], *, name: str = "reported CSV") -> pd.DataFrame:

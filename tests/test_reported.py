@@ -1,4 +1,4 @@
-"""Tests of the published reference numbers (``leaderboards/reported/mgca_paper.csv``)."""
+"""Tests of the published reference numbers (every CSV of ``leaderboards/reported/``, today ``mgca_paper.csv``)."""
 
 from __future__ import annotations
 
@@ -87,3 +87,18 @@ def test_rejects_duplicates():
     frame = load_reported()
     with pytest.raises(MedvlpError, match="more than once"):
         read_reported_csv(csv_text(pd.concat([frame, frame.head(1)])))
+
+
+def test_every_csv_of_the_package_is_read_and_duplicates_across_files_are_refused(tmp_path, monkeypatch):
+    from medvlp_bench import reported
+
+    header = ",".join(reported.REPORTED_COLUMNS)
+    (tmp_path / "a_paper.csv").write_text(f"{header}\nmgca,MGCA,rsna_cls,0.01,88.0,auroc,paper A,\n")
+    (tmp_path / "b_paper.csv").write_text(f"{header}\ngloria,GLoRIA,chexpert5x200_zs,1.0,67.0,accuracy,paper B,\n")
+    (tmp_path / "notes.txt").write_text("not a table")
+    monkeypatch.setattr(reported.resources, "files", lambda package: tmp_path)
+    frame = reported.load_reported()
+    assert sorted(frame["source"]) == ["paper A", "paper B"] and len(frame) == 2
+    (tmp_path / "c_paper.csv").write_text(f"{header}\nmgca,MGCA,rsna_cls,0.01,87.0,auroc,paper C,\n")
+    with pytest.raises(MedvlpError, match="a_paper.csv, b_paper.csv, c_paper.csv together: a \\(method, task, pct\\)"):
+        reported.load_reported()
