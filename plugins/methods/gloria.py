@@ -56,6 +56,8 @@ OPTIONS = (
     OptionSpec("logit_scale", 10.0, "GLoRIA's temp3: scale of the similarities entering the softmax", float),
     OptionSpec("word_aggregation", "sum", "log-sum-exp of word matches ('sum') or minus log(word count) ('mean')",
                str, choices=("sum", "mean")),
+    OptionSpec("embedding_batch_norm", False, "batch-normalise the four embeddings (synthetic profile: a random "
+               "text tower's report embeddings are nearly collinear)", bool),
     OptionSpec("reference_cls_as_word", False, "authors' quirk: [CLS] joins the words of the local loss", bool),
     OptionSpec("reference_resnet_upsample", False, "authors' quirk: ResNet input resized by 299/224 first", bool),
     *OPTIMISER_OPTIONS,
