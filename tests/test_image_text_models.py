@@ -103,6 +103,31 @@ def test_an_own_gloria_checkpoint_scores_with_its_local_score(tmp_path):
     assert torch.allclose(scores, (cosine + local / 5.0) / 2, atol=1e-5)
 
 
+def test_an_own_gloria_checkpoint_with_embedding_norms_embeds_as_the_trained_module(tmp_path):
+    from medvlp_bench_plugins.methods.image_text_loaders import image_text_loader
+    from medvlp_bench_plugins.methods.vlp_module import masked_mean
+
+    registry = load_registry()
+    module, path = tiny_own_checkpoint(registry, tmp_path, "gloria_module", "GloriaModule",
+                                       {"embedding_batch_norm": True})
+    images = torch.randn(4, 3, 64, 64)
+    with torch.no_grad():  # running statistics away from (0, 1), as after pretraining; saved again
+        for norm in module.embedding_norms.children():
+            norm.running_mean.uniform_(-1, 1)
+            norm.running_var.uniform_(0.5, 2)
+        torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
+        model = image_text_loader("gloria")(context(registry, checkpoint=path))
+        text = module.encode_text(TEXTS)
+        report = masked_mean(text.features.tokens, text.tokens["attention_mask"])
+        expected_text = F.normalize(module.embedding_norms.report(report), dim=-1)
+        image_global, _ = module.image_embedders(*module.image_features(images))
+        expected_image = F.normalize(module.embedding_norms.image(image_global), dim=-1)
+        assert torch.allclose(model.embed_texts(TEXTS), expected_text, atol=1e-5)
+        assert torch.allclose(model.embed_images(images), expected_image, atol=1e-5)
+        unnormalised = F.normalize(report, dim=-1)
+    assert not torch.allclose(expected_text, unnormalised, atol=1e-2)
+
+
 def test_a_checkpoint_pretrained_with_another_encoder_is_refused_in_one_line(tmp_path):
     from medvlp_bench.api import MedvlpError
     from medvlp_bench_plugins.methods.image_text_loaders import image_text_loader

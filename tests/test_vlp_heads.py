@@ -1,10 +1,15 @@
-"""Projection heads: shapes, MGCA's parameter names, masked local projection, GLoRIA's embedders."""
+"""Projection heads: shapes, MGCA's parameter names, masked local projection, GLoRIA's embedders and norms."""
 
 from __future__ import annotations
 
 import torch
 
-from medvlp_bench_plugins.methods.vlp_heads import GlobalProjectionHead, GloriaImageEmbedders, LocalProjectionHead
+from medvlp_bench_plugins.methods.vlp_heads import (
+    GlobalProjectionHead,
+    GloriaEmbeddingNorms,
+    GloriaImageEmbedders,
+    LocalProjectionHead,
+)
 
 
 def test_global_head_shapes_and_release_names():
@@ -40,3 +45,25 @@ def test_gloria_embedders():
     image_global, regions = embedders(torch.randn(2, 12), torch.randn(2, 9, 6))
     assert image_global.shape == (2, 5) and regions.shape == (2, 9, 5)
     assert embedders.global_embedder.bias is not None and embedders.local_embedder.bias is None
+
+
+def test_gloria_embedding_norms_standardise_each_embedding_over_the_batch_and_real_words_only():
+    torch.manual_seed(0)
+    norms = GloriaEmbeddingNorms(4).train()
+    image_global, regions = torch.randn(6, 4) * 3 + 5, torch.randn(6, 9, 4) * 2 - 1
+    report, words = torch.randn(6, 4) + 10, torch.randn(6, 5, 4)
+    mask = torch.rand(6, 5) > 0.3
+    mask[:, 0] = True
+    words[~mask] = 1000.0
+    g, r = norms.image_side(image_global, regions)
+    s, e = norms.text_side(report, words, mask)
+
+    def standardised(x):  # BatchNorm1d in training: biased variance, eps 1e-5
+        return (x - x.mean(0)) / (x.var(0, unbiased=False) + 1e-5).sqrt()
+
+    assert torch.allclose(g, standardised(image_global), atol=1e-5)
+    assert torch.allclose(r.flatten(0, 1), standardised(regions.flatten(0, 1)), atol=1e-5)
+    assert torch.allclose(s, standardised(report), atol=1e-5)
+    assert torch.allclose(e[mask], standardised(words[mask]), atol=1e-5)
+    assert torch.equal(e[~mask], torch.zeros_like(e[~mask]))
+    assert all(parameter is None for parameter in (norms.image.weight, norms.word.bias))

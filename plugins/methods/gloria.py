@@ -14,8 +14,10 @@ sentence embedding up to a per-report scale, which its cosine-based global loss 
 Options (:data:`OPTIONS`): ``global_weight`` 1.0, ``local_weight`` 1.0; GLoRIA's temp1, temp2, temp3 as
 ``region_attention_scale`` 4.0, ``word_match_scale`` 5.0, ``logit_scale`` 10.0 (all multiply similarities);
 ``word_aggregation`` "sum" (log-sum-exp of word matches per report; "mean" subtracts log(word count));
-reference quirks, False by default: ``reference_cls_as_word`` ([CLS] joins the words of the local loss, as the
-authors' caption lengths make it) and ``reference_resnet_upsample`` (ResNet input resized by 299/224 first); the
+``embedding_batch_norm`` False (True in the synthetic profile: g, s, regions and words pass a BatchNorm1d
+without affine parameters, as MGCA's and ConVIRT's projection heads end; see
+:class:`~medvlp_bench_plugins.methods.vlp_heads.GloriaEmbeddingNorms`); reference quirks, False by default:
+``reference_cls_as_word`` ([CLS] joins the words of the local loss, as the authors' caption lengths make it) and ``reference_resnet_upsample`` (ResNet input resized by 299/224 first); the
 optimiser options of :data:`vlp_method.OPTIMISER_OPTIONS` (the harness trains every method alike; the authors
 used Adam lr 5e-5, weight decay 1e-6, gradient clipping 0.25 and a plateau schedule).
 
@@ -56,6 +58,8 @@ OPTIONS = (
     OptionSpec("logit_scale", 10.0, "GLoRIA's temp3: scale of the similarities entering the softmax", float),
     OptionSpec("word_aggregation", "sum", "log-sum-exp of word matches ('sum') or minus log(word count) ('mean')",
                str, choices=("sum", "mean")),
+    OptionSpec("embedding_batch_norm", False, "batch-normalise the four embeddings (synthetic profile: a random "
+               "text tower's report embeddings are nearly collinear)", bool),
     OptionSpec("reference_cls_as_word", False, "authors' quirk: [CLS] joins the words of the local loss", bool),
     OptionSpec("reference_resnet_upsample", False, "authors' quirk: ResNet input resized by 299/224 first", bool),
     *OPTIMISER_OPTIONS,

@@ -20,7 +20,7 @@ from medvlp_bench.api import ImageEncoder, TextEncoder
 from medvlp_bench_plugins.methods.gloria import DEFAULT_OPTIONS
 from medvlp_bench_plugins.methods.gloria_losses import gloria_global_loss, gloria_local_loss
 from medvlp_bench_plugins.methods.mgca_losses import aggregate_word_pieces
-from medvlp_bench_plugins.methods.vlp_heads import GloriaImageEmbedders
+from medvlp_bench_plugins.methods.vlp_heads import GloriaEmbeddingNorms, GloriaImageEmbedders
 from medvlp_bench_plugins.methods.vlp_module import VisionLanguageModule, local_token_dim, masked_mean
 
 
@@ -34,6 +34,8 @@ class GloriaModule(VisionLanguageModule):
                          text_encoder_name=text_encoder_name, options=options)
         self.image_embedders = GloriaImageEmbedders(image_encoder.global_dim, local_token_dim(image_encoder),
                                                     text_encoder.hidden_dim)
+        self.embedding_norms = (GloriaEmbeddingNorms(text_encoder.hidden_dim) if self.options["embedding_batch_norm"]
+                                else None)
 
     def compute_losses(self, images: torch.Tensor, texts: list[str]) -> dict[str, torch.Tensor]:
         options = self.options
@@ -45,8 +47,12 @@ class GloriaModule(VisionLanguageModule):
         if options["reference_cls_as_word"]:
             word_embeddings = torch.cat([states[:, :1], word_embeddings], dim=1)
             word_mask = torch.cat([torch.ones_like(word_mask[:, :1]), word_mask], dim=1)
+        report = masked_mean(states, attention_mask)
+        if self.embedding_norms is not None:
+            image_global, regions = self.embedding_norms.image_side(image_global, regions)
+            report, word_embeddings = self.embedding_norms.text_side(report, word_embeddings, word_mask)
         scales = {name: options[name] for name in ("region_attention_scale", "word_match_scale", "logit_scale")}
-        global_loss = gloria_global_loss(image_global, masked_mean(states, attention_mask), options["logit_scale"])
+        global_loss = gloria_global_loss(image_global, report, options["logit_scale"])
         local_loss = gloria_local_loss(regions, word_embeddings, word_mask, aggregation=options["word_aggregation"],
                                        **scales).loss
         total = options["global_weight"] * global_loss + options["local_weight"] * local_loss

@@ -112,7 +112,7 @@ def from_own_checkpoint(checkpoint: Mapping, context: MethodContext, method: str
         return GloriaImageTextModel(
             module.img_encoder_q, module.text_encoder_q, module.image_embedders,
             region_attention_scale=options["region_attention_scale"], word_match_scale=options["word_match_scale"],
-            aggregation=options["word_aggregation"], resnet_upsample=upsample,
+            aggregation=options["word_aggregation"], resnet_upsample=upsample, embedding_norms=module.embedding_norms,
         )
     return ProjectedImageTextModel(
         module.img_encoder_q, module.text_encoder_q, module.global_image_head, module.global_text_head,

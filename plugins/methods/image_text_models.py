@@ -9,7 +9,8 @@ method's projections (the modules its pretraining trained; see ``*_module.py``):
   states over [CLS] ... [SEP] (``"mean"``). Score = cosine ``v . t``.
 * :class:`GloriaImageTextModel`: image embedding ``g = normalise(global_embedder(global feature))``, regions
   ``r_n = local_embedder(local token n)``; text embedding ``s = normalise(mean token state)``, words ``e_w`` = word
-  pieces summed. Its own score (``own_similarity``) averages the global cosine and the local word-region score
+  pieces summed (with the ``embedding_batch_norm`` option, g, r, s and e pass the pretraining's batch norms, in
+  evaluation mode, before that). Its own score (``own_similarity``) averages the global cosine and the local word-region score
   of :func:`gloria_local_scores` brought to the cosine's scale: ``score = (g . s + S / t2) / 2``
   (``S / t2`` = a soft maximum over words of the word-context cosines, in [max_w R_w, max_w R_w + log W / t2]).
 
@@ -19,7 +20,7 @@ with the ``reference_resnet_upsample`` option.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -139,9 +140,10 @@ class GloriaImageTextModel(_TwoTowerModel):
 
     def __init__(self, image_encoder: ImageEncoder, text_encoder: TextEncoder, embedders: nn.Module, *,
                  region_attention_scale: float = 4.0, word_match_scale: float = 5.0, aggregation: str = "sum",
-                 resnet_upsample: bool = False):
+                 resnet_upsample: bool = False, embedding_norms: Optional[nn.Module] = None):
         super().__init__(image_encoder, text_encoder, resnet_upsample=resnet_upsample)
         self.embedders = embedders
+        self.embedding_norms = embedding_norms
         self.embedding_dim = text_encoder.hidden_dim
         self.scales = {"region_attention_scale": region_attention_scale, "word_match_scale": word_match_scale,
                        "aggregation": aggregation}
@@ -149,6 +151,8 @@ class GloriaImageTextModel(_TwoTowerModel):
     def image_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(normalised global embedding (B, D), region embeddings (B, N, D))."""
         global_embedding, regions = self.embedders(*self.image_encoder.global_and_local(self._tower_input(x)))
+        if self.embedding_norms is not None:
+            global_embedding, regions = self.embedding_norms.image_side(global_embedding, regions)
         return F.normalize(global_embedding, dim=-1), regions
 
     def embed_images(self, x: torch.Tensor) -> torch.Tensor:
@@ -157,9 +161,11 @@ class GloriaImageTextModel(_TwoTowerModel):
     def text_features(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(normalised report embedding (T, D), word embeddings (T, W, D), word mask (T, W))."""
         tokens, features = self._text(texts)
-        sentence = F.normalize(masked_mean(features.tokens, tokens["attention_mask"]), dim=-1)
+        sentence = masked_mean(features.tokens, tokens["attention_mask"])
         words, mask = words_of(features.tokens, tokens["is_continuation"], tokens["attention_mask"])
-        return sentence, words, mask
+        if self.embedding_norms is not None:
+            sentence, words = self.embedding_norms.text_side(sentence, words, mask)
+        return F.normalize(sentence, dim=-1), words, mask
 
     def embed_texts(self, texts: Sequence[str]) -> torch.Tensor:
         return self.text_features(texts)[0]

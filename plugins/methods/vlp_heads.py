@@ -85,3 +85,35 @@ class GloriaImageEmbedders(nn.Module):
 
     def forward(self, global_features: torch.Tensor, local_tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.global_embedder(global_features), self.local_embedder(local_tokens)
+
+
+class GloriaEmbeddingNorms(nn.Module):
+    """``BatchNorm1d(D, affine=False)`` on each of GLoRIA's four embeddings (option ``embedding_batch_norm``):
+    the global image embedding g (B, D), the report embedding s (B, D), the regions r (B, N, D) and the words
+    e (B, W, D) (statistics over the real words only; padded positions stay 0)::
+
+        x' = (x - mean_batch(x)) / sqrt(var_batch(x) + 1e-5)          (running statistics at evaluation)
+
+    MGCA's and ConVIRT's projection heads end with the same layer. GLoRIA has none: with a pretrained BERT its
+    embeddings differ enough between reports, but a randomly initialised text tower's report means are nearly
+    collinear, so their scaled cosines barely differ and the contrastive losses stay at chance.
+    """
+
+    def __init__(self, embedding_dim: int):
+        super().__init__()
+        self.image = nn.BatchNorm1d(embedding_dim, affine=False)
+        self.report = nn.BatchNorm1d(embedding_dim, affine=False)
+        self.region = nn.BatchNorm1d(embedding_dim, affine=False)
+        self.word = nn.BatchNorm1d(embedding_dim, affine=False)
+
+    def image_side(self, image_global: torch.Tensor, regions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(g', r') of g (B, D) and r (B, N, D)."""
+        return self.image(image_global), self.region(regions.flatten(0, 1)).view_as(regions)
+
+    def text_side(self, report: torch.Tensor, words: torch.Tensor,
+                  word_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(s', e') of s (B, D) and e (B, W, D) with ``word_mask`` (B, W) True at real words."""
+        mask = word_mask.bool()
+        normalised = words.new_zeros(words.shape)
+        normalised[mask] = self.word(words[mask])
+        return self.report(report), normalised

@@ -51,6 +51,7 @@ HARNESS_LAYOUT = CheckpointLayout("harness", ("img_encoder_q.model.",))
 #: mean token state. Each option applies to the methods that declare it.
 SYNTHETIC_PROFILE_OPTIONS = {
     "learning_rate": 1e-3, "warmup_fraction": 0.05, "report_pooling": "mean", "projection_hidden_dim": 512,
+    "embedding_batch_norm": True,
 }
 
 
