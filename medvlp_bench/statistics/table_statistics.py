@@ -156,7 +156,7 @@ def _difference(result, position, cell, own, note, baseline_row, grouped, summar
         return note or f"baseline: {base_note}"
     samples, patients = _shared(cell["metric"], own, base)
     if not len(samples):
-        return "no test samples shared with the baseline"
+        return "no test samples (or prompts, for class-level text queries) shared with the baseline"
     difference = paired_difference(_statistics(own, cell["metric"], samples),
                                    _statistics(base, cell["metric"], samples), patients, request.n_resamples,
                                    request.seed, request.level)
