@@ -7,8 +7,7 @@ Metrics with a statistic (names as the protocols report them):
   and ``f1_macro`` (multiclass: of the argmax; binary: of ``[score > 0]``, the zero-shot rule, over both classes);
 * detection: ``map`` (COCO mAP over the outputs' IoU thresholds), ``map_50`` (AP at IoU 0.5);
 * segmentation: ``dice`` (mean per-image Dice), ``dice_positive`` (mean over images whose truth is not empty),
-  ``empty_correct`` (share of images with an empty truth predicted empty).
-
+  ``empty_correct`` (share of images with an empty truth predicted empty);
 * retrieval: ``{i2t,t2i}_recall_at_K`` and ``{i2t,t2i}_precision_at_K``
   (:mod:`medvlp_bench.statistics.retrieval`).
 
@@ -134,8 +133,9 @@ _PER_SAMPLE = frozenset({"sample_id", "patient_id", "target", "score", "dice", "
 
 def record_intervals(metric: str, outputs: dict, n_resamples: int = N_RESAMPLES, seed: int = BOOTSTRAP_SEED,
                      level: float = LEVEL) -> list[Interval]:
-    """A record's ``metric`` with its cluster-bootstrap interval over the test patients and, for an AUROC of a
-    binary or multilabel task, DeLong's interval beside it; empty when the metric has no statistic."""
+    """A record's ``metric`` with its cluster-bootstrap interval over its resampling units (the test patients, or
+    the prompts of class-level text queries: :func:`resampling_units`) and, for an AUROC of a binary or multilabel
+    task, DeLong's interval beside it; empty when the metric has no statistic."""
     statistic = statistic_for(metric, outputs)
     if statistic is None:
         return []
