@@ -1,11 +1,10 @@
 """Retrieval statistics: Recall@K and Precision@K under bootstrap weights against a plain loop over the resampled
-queries, the resampling units of each direction, restriction to shared queries, and zero-shot F1 / accuracy."""
+queries, the resampling units of each direction, and restriction to shared queries."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
 from medvlp_bench.statistics.bootstrap import evaluate_resamples, full_value, patient_counts, patient_index
 from medvlp_bench.statistics.record_statistics import resampling_units, restrict, statistic_for
@@ -155,28 +154,3 @@ def test_metrics_without_a_defined_statistic_get_none():
     without_texts = {name: value for name, value in outputs.items() if name != "text_query"}
     assert statistic_for("t2i_recall_at_5", without_texts) is None
     assert statistic_for("i2t_recall_at_5", without_texts) is not None
-
-
-def test_zero_shot_classification_metrics_match_sklearn():
-    rng = np.random.default_rng(4)
-    target = rng.integers(0, 5, size=80)
-    target[:5] = 0  # class 4 may be absent: sklearn's labels= keeps the classes seen, like torchmetrics
-    target[target == 4] = 3
-    score = rng.normal(size=(80, 5)) + 1.2 * np.eye(5)[target]
-    multiclass = {"kind": np.array("classification"), "task_type": np.array("multiclass"),
-                  "label_names": np.array(list("vwxyz")), "target": target, "score": score,
-                  "sample_id": np.arange(80).astype(str), "patient_id": np.arange(80).astype(str)}
-    predicted = score.argmax(axis=1)
-    present = sorted(set(target) | set(predicted))
-    assert full_value(statistic_for("f1_macro", multiclass), 80) == pytest.approx(
-        f1_score(target, predicted, labels=present, average="macro"))
-    assert full_value(statistic_for("auroc", multiclass), 80) == pytest.approx(np.mean(
-        [roc_auc_score(target == k, score[:, k]) for k in range(5) if (target == k).any()]))
-    binary_target = rng.integers(0, 2, size=(80, 1)).astype(np.int8)
-    binary = {**multiclass, "task_type": np.array("binary"), "label_names": np.array(["p"]),
-              "target": binary_target, "score": rng.normal(size=(80, 1)) + binary_target}
-    decision = (binary["score"][:, 0] > 0).astype(int)
-    assert full_value(statistic_for("accuracy", binary), 80) == pytest.approx(
-        accuracy_score(binary_target[:, 0], decision))
-    assert full_value(statistic_for("f1_macro", binary), 80) == pytest.approx(
-        f1_score(binary_target[:, 0], decision, average="macro"))
