@@ -22,7 +22,7 @@ from medvlp_bench.plots import write_plots
 from medvlp_bench.records import RunRecord
 from medvlp_bench.reported import load_reported
 from medvlp_bench.sample_outputs import record_outputs
-from medvlp_bench.statistics.record_statistics import record_intervals
+from medvlp_bench.statistics.record_statistics import record_intervals, resampling_units
 from medvlp_bench.statistics.table_statistics import StatisticsRequest
 
 REPORT_FILE = "report.md"
@@ -129,11 +129,13 @@ def _record_intervals_section(records: list[RunRecord], files: list[Path], out: 
         link = Path(os.path.relpath(path.resolve(), out.resolve())).as_posix()
         rows.append([f"[{path.name}]({link})", record.primary_metric,
                      "–" if value is None else f"{100 * value:.1f}", shown[0] if shown else "n/a",
-                     shown[1] if len(shown) > 1 else "", len(set(outputs["patient_id"].tolist()))])
+                     shown[1] if len(shown) > 1 else "",
+                     len(set(resampling_units(record.primary_metric, outputs)[1].tolist()))])
     title = "## Per-record intervals\n\n"
     if not rows:
         return title + "None of these records carries per-sample outputs."
-    table = tabulate(rows, headers=["record", "metric", "value (%)", "bootstrap 95%", "DeLong 95%", "patients"],
+    table = tabulate(rows, headers=["record", "metric", "value (%)", "bootstrap 95%", "DeLong 95%", "units"],
                      tablefmt="github")
     return (title + f"Cluster bootstrap over the record's test patients ({statistics.n_resamples} resamples, seed "
-            f"{statistics.seed}); DeLong's normal interval for AUROC.\n\n" + table)
+            f"{statistics.seed}); DeLong's normal interval for AUROC. Units: the patients resampled (the prompts "
+            "for the text queries of class-level retrieval).\n\n" + table)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import accuracy_score, roc_auc_score
+from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
 from medvlp_bench.statistics.bootstrap import full_value
 from medvlp_bench.statistics.record_statistics import record_intervals, restrict, statistic_for
@@ -25,7 +25,7 @@ def test_metrics_of_each_kind_match_their_references():
                   "score": rng.normal(size=(50, 3)), "label_names": np.array(["x", "y", "z"])}
     assert full_value(statistic_for("accuracy", multiclass), 50) == pytest.approx(
         accuracy_score(classes, multiclass["score"].argmax(1)))
-    assert statistic_for("auroc", multiclass) is None
+    assert statistic_for("auroc_x", multiclass) is None
     dice = rng.uniform(size=50)
     truth_empty = rng.uniform(size=50) < 0.5
     pred_empty = rng.uniform(size=50) < 0.5
@@ -58,3 +58,27 @@ def test_record_intervals_give_bootstrap_and_delong_for_auroc():
     assert bootstrap.estimate == pytest.approx(delong.estimate)
     assert bootstrap.low < bootstrap.estimate < bootstrap.high
     assert record_intervals("unknown", outputs) == []
+
+
+def test_zero_shot_classification_metrics_match_sklearn():
+    rng = np.random.default_rng(4)
+    target = rng.integers(0, 5, size=80)
+    target[target == 4] = 3  # class 4 never true: F1 counts it only where it is predicted, like torchmetrics
+    score = rng.normal(size=(80, 5)) + 1.2 * np.eye(5)[target]
+    multiclass = {"kind": np.array("classification"), "task_type": np.array("multiclass"),
+                  "label_names": np.array(list("vwxyz")), "target": target, "score": score,
+                  "sample_id": np.arange(80).astype(str), "patient_id": np.arange(80).astype(str)}
+    predicted = score.argmax(axis=1)
+    present = sorted(set(target) | set(predicted))
+    assert full_value(statistic_for("f1_macro", multiclass), 80) == pytest.approx(
+        f1_score(target, predicted, labels=present, average="macro"))
+    assert full_value(statistic_for("auroc", multiclass), 80) == pytest.approx(np.mean(
+        [roc_auc_score(target == k, score[:, k]) for k in range(5) if (target == k).any()]))
+    binary_target = rng.integers(0, 2, size=(80, 1)).astype(np.int8)
+    binary = {**multiclass, "task_type": np.array("binary"), "label_names": np.array(["p"]),
+              "target": binary_target, "score": rng.normal(size=(80, 1)) + binary_target}
+    decision = (binary["score"][:, 0] > 0).astype(int)
+    assert full_value(statistic_for("accuracy", binary), 80) == pytest.approx(
+        accuracy_score(binary_target[:, 0], decision))
+    assert full_value(statistic_for("f1_macro", binary), 80) == pytest.approx(
+        f1_score(binary_target[:, 0], decision, average="macro"))

@@ -6,11 +6,12 @@ from statistics import NormalDist
 
 import numpy as np
 import pytest
-from sklearn.metrics import accuracy_score, roc_auc_score
+from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
 from medvlp_bench.statistics.bootstrap import (
     AccuracyStatistic,
     AurocStatistic,
+    MacroF1Statistic,
     MeanStatistic,
     bootstrap_interval,
     evaluate_resamples,
@@ -37,7 +38,12 @@ def test_resampled_metrics_equal_a_loop_over_explicit_resamples():
     score = np.round(rng.normal(size=(n, 2)) + target, 1)
     classes, class_scores = rng.integers(0, 3, size=n), rng.normal(size=(n, 3))
     dice = rng.uniform(size=n)
-    statistics = [AurocStatistic(target, score), AccuracyStatistic(classes, class_scores), MeanStatistic(dice)]
+    rare = np.where(np.arange(n) % 40 == 0, 3, classes)  # class 3: three images, often absent from a resample
+    rare_scores = np.c_[class_scores, rng.normal(size=n) - 1.5]
+    binary, logit = rng.integers(0, 2, size=(n, 1)), rng.normal(size=(n, 1))
+    statistics = [AurocStatistic(target, score), AccuracyStatistic(classes, class_scores), MeanStatistic(dice),
+                  MacroF1Statistic(rare, rare_scores, 4), AccuracyStatistic(binary, logit),
+                  MacroF1Statistic(binary, logit, 2)]
     values = evaluate_resamples(statistics, patients, n_resamples=50, seed=7)
     index, n_patients = patient_index(patients)
     counts = patient_counts(n_patients, 50, 7)
@@ -48,6 +54,11 @@ def test_resampled_metrics_equal_a_loop_over_explicit_resamples():
         assert values[0, b] == pytest.approx(np.mean(per_label), abs=1e-12)
         assert values[1, b] == pytest.approx(accuracy_score(classes[images], class_scores[images].argmax(1)))
         assert values[2, b] == pytest.approx(dice[images].mean())
+        # sklearn's macro F1 averages the classes present in the truth or the predictions, as torchmetrics does
+        assert values[3, b] == pytest.approx(f1_score(rare[images], rare_scores[images].argmax(1), average="macro"))
+        decision = (logit[images, 0] > 0).astype(int)
+        assert values[4, b] == pytest.approx(accuracy_score(binary[images, 0], decision))
+        assert values[5, b] == pytest.approx(f1_score(binary[images, 0], decision, average="macro"))
 
 
 def test_patient_counts_draw_patients_with_replacement():

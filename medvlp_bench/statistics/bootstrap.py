@@ -12,7 +12,11 @@ the test set itself.
   positives and negatives in score group ``g`` and ``C_g`` the weighted number of negatives in lower groups (the
   Mann-Whitney statistic, ties counting one half). Macro AUROC is the mean over the labels that have both classes
   in the test set; in a resample, a label whose resample lacks a class is left out of that resample's mean.
-* :class:`AccuracyStatistic`: ``sum w_i [argmax_l score_il = target_i] / sum w_i`` (micro accuracy).
+* :class:`AccuracyStatistic`: ``sum w_i [pred_i = target_i] / sum w_i`` (micro accuracy) of predicted classes
+  (:func:`predicted_classes`: the argmax over the class scores; for one score column, the class ``[score > 0]``).
+* :class:`MacroF1Statistic`: ``mean_k F1_k`` with ``F1_k = 2 TP_k / (2 TP_k + FP_k + FN_k)`` from weighted
+  counts (``TP_k = sum_i w_i [pred_i = k][target_i = k]``, ...), over the classes with ``TP_k + FP_k + FN_k > 0``
+  in that resample (torchmetrics' macro F1 leaves the others out the same way).
 * :class:`MeanStatistic`: ``sum w_i v_i / sum w_i`` of per-image values (segmentation: per-image Dice).
 * mAP: :class:`medvlp_bench.statistics.detection_map.MeanAPStatistic`.
 
@@ -148,14 +152,41 @@ class AurocStatistic:
             return np.where(defined, per_label, 0.0).sum(axis=0) / defined.sum(axis=0)
 
 
+def predicted_classes(score: np.ndarray) -> np.ndarray:
+    """(N,) predicted class per row of scores (N, C): the argmax for C > 1; for C = 1 (a binary task's logit or
+    score difference), 1 where the score is above 0, else 0."""
+    score = np.asarray(score, dtype=np.float64).reshape(len(score), -1)
+    return (score[:, 0] > 0).astype(np.int64) if score.shape[1] == 1 else np.argmax(score, axis=1)
+
+
 class AccuracyStatistic:
-    """Micro accuracy of the argmax of scores (N, C) against class indices (N,)."""
+    """Micro accuracy of :func:`predicted_classes` of scores (N, C) against class indices (N,)."""
 
     def __init__(self, target: np.ndarray, score: np.ndarray):
-        self.correct = (np.argmax(score, axis=1) == np.asarray(target)).astype(np.float64)
+        self.correct = (predicted_classes(score) == np.asarray(target).reshape(-1)).astype(np.float64)
 
     def evaluate(self, weights: np.ndarray) -> np.ndarray:
         return weighted_mean(self.correct, weights)
+
+
+class MacroF1Statistic:
+    """Macro F1 of :func:`predicted_classes` of scores (N, C) against class indices (N,) over ``n_classes``
+    classes (see the module docstring)."""
+
+    def __init__(self, target: np.ndarray, score: np.ndarray, n_classes: int):
+        target, predicted = np.asarray(target).reshape(-1), predicted_classes(score)
+        classes = np.arange(n_classes)[:, None]
+        self.true_positive = ((predicted == target) & (target == classes)).astype(np.float64)  # (K, N)
+        self.false_positive = ((predicted != target) & (predicted == classes)).astype(np.float64)
+        self.false_negative = ((predicted != target) & (target == classes)).astype(np.float64)
+
+    def evaluate(self, weights: np.ndarray) -> np.ndarray:
+        tp, fp, fn = (weights @ counts.T for counts in (self.true_positive, self.false_positive,
+                                                          self.false_negative))  # (B, K) each
+        present = (tp + fp + fn) > 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f1 = np.where(present, 2 * tp / (2 * tp + fp + fn), 0.0)
+            return f1.sum(axis=1) / present.sum(axis=1)
 
 
 class MeanStatistic:

@@ -2,14 +2,19 @@
 
 Metrics with a statistic (names as the protocols report them):
 
-* classification: ``auroc`` (binary / multilabel: macro over the labels with both classes), ``auroc_<label>``,
-  ``accuracy`` (multiclass, micro);
+* classification: ``auroc`` (binary / multilabel: macro over the labels with both classes; multiclass: macro over
+  the classes of the one-vs-rest AUROC of each class's own score column), ``auroc_<label>``, ``accuracy`` (micro)
+  and ``f1_macro`` (multiclass: of the argmax; binary: of ``[score > 0]``, the zero-shot rule, over both classes);
 * detection: ``map`` (COCO mAP over the outputs' IoU thresholds), ``map_50`` (AP at IoU 0.5);
 * segmentation: ``dice`` (mean per-image Dice), ``dice_positive`` (mean over images whose truth is not empty),
-  ``empty_correct`` (share of images with an empty truth predicted empty).
+  ``empty_correct`` (share of images with an empty truth predicted empty);
+* retrieval: ``{i2t,t2i}_recall_at_K`` and ``{i2t,t2i}_precision_at_K``
+  (:mod:`medvlp_bench.statistics.retrieval`).
 
-Other metrics (and retrieval outputs) have none: their cells get no interval. :func:`record_intervals` gives a
-record's bootstrap interval (and DeLong's for AUROC).
+Other metrics have none: their cells get no interval. :func:`resampling_units` gives, per metric, the ids of the
+evaluated items (matched across runs) and the clusters a bootstrap draw resamples: the test samples and their
+patients, except for the text queries of class-level retrieval (the prompts, each its own unit).
+:func:`record_intervals` gives a record's bootstrap interval (and DeLong's for AUROC).
 """
 
 from __future__ import annotations
@@ -25,12 +30,14 @@ from medvlp_bench.statistics.bootstrap import (
     AccuracyStatistic,
     AurocStatistic,
     Interval,
+    MacroF1Statistic,
     Statistic,
     bootstrap_interval,
     weighted_mean,
 )
 from medvlp_bench.statistics.delong import delong_interval
 from medvlp_bench.statistics.detection_map import MeanAPStatistic
+from medvlp_bench.statistics.retrieval import restricted_arrays, retrieval_statistic, retrieval_units
 
 
 class SubsetMeanStatistic:
@@ -48,16 +55,9 @@ def statistic_for(metric: str, outputs: dict) -> Optional[Statistic]:
     """The statistic computing ``metric`` from ``outputs`` (see the module docstring), or None."""
     kind = str(outputs["kind"])
     if kind == "classification":
-        task_type = str(outputs["task_type"])
-        if task_type == "multiclass":
-            return AccuracyStatistic(outputs["target"], outputs["score"]) if metric == "accuracy" else None
-        labels = [str(name) for name in outputs["label_names"]]
-        if metric == "auroc":
-            return AurocStatistic(outputs["target"], outputs["score"])
-        if metric.startswith("auroc_") and metric[len("auroc_"):] in labels:
-            label = labels.index(metric[len("auroc_"):])
-            return AurocStatistic(outputs["target"][:, label:label + 1], outputs["score"][:, label:label + 1])
-        return None
+        return _classification_statistic(metric, outputs)
+    if kind == "retrieval":
+        return retrieval_statistic(metric, outputs)
     if kind == "detection":
         if metric == "map":
             return MeanAPStatistic(outputs)
@@ -73,15 +73,48 @@ def statistic_for(metric: str, outputs: dict) -> Optional[Statistic]:
     return None
 
 
-def restrict(outputs: dict, sample_ids: np.ndarray) -> dict:
-    """``outputs`` restricted to ``sample_ids`` (all present in them), in that order; detection indices
-    remapped and the predictions and boxes of other images dropped."""
-    position = {sample: index for index, sample in enumerate(outputs["sample_id"].tolist())}
-    keep = np.array([position[sample] for sample in np.asarray(sample_ids).tolist()], dtype=np.int64)
-    n = len(outputs["sample_id"])
+def _classification_statistic(metric: str, outputs: dict) -> Optional[Statistic]:
+    task_type, target, score = str(outputs["task_type"]), outputs["target"], outputs["score"]
+    if task_type == "multiclass":
+        n_classes = score.shape[1]
+        if metric == "accuracy":
+            return AccuracyStatistic(target, score)
+        if metric == "f1_macro":
+            return MacroF1Statistic(target, score, n_classes)
+        return AurocStatistic(np.eye(n_classes, dtype=np.int8)[target], score) if metric == "auroc" else None
+    if task_type == "binary" and metric in ("accuracy", "f1_macro"):
+        return AccuracyStatistic(target, score) if metric == "accuracy" else MacroF1Statistic(target, score, 2)
+    labels = [str(name) for name in outputs["label_names"]]
+    if metric == "auroc":
+        return AurocStatistic(target, score)
+    if metric.startswith("auroc_") and metric[len("auroc_"):] in labels:
+        label = labels.index(metric[len("auroc_"):])
+        return AurocStatistic(target[:, label:label + 1], score[:, label:label + 1])
+    return None
+
+
+def resampling_units(metric: str, outputs: dict) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, clusters)``: the items ``metric`` averages over, identified across runs, and the unit each belongs
+    to in a bootstrap draw (module docstring)."""
+    if str(outputs["kind"]) == "retrieval":
+        units = retrieval_units(metric, outputs)
+        if units is not None:
+            return units
+    return outputs["sample_id"], outputs["patient_id"]
+
+
+def restrict(outputs: dict, ids: np.ndarray, metric: str = "") -> dict:
+    """``outputs`` restricted to the items ``ids`` (all present among :func:`resampling_units` of ``metric``),
+    in that order: the arrays aligned with those items are indexed; detection indices remapped and the
+    predictions and boxes of other images dropped."""
+    unit_ids = resampling_units(metric, outputs)[0]
+    position = {item: index for index, item in enumerate(unit_ids.tolist())}
+    keep = np.array([position[item] for item in np.asarray(ids).tolist()], dtype=np.int64)
+    n = len(unit_ids)
+    aligned = restricted_arrays(metric, outputs) if str(outputs["kind"]) == "retrieval" else _PER_SAMPLE
     restricted = {}
     for name, value in outputs.items():
-        restricted[name] = value[keep] if value.ndim >= 1 and len(value) == n and name in _PER_SAMPLE else value
+        restricted[name] = value[keep] if value.ndim >= 1 and len(value) == n and name in aligned else value
     if str(outputs["kind"]) == "detection":
         new_index = np.full(n, -1, dtype=np.int64)
         new_index[keep] = np.arange(len(keep))
@@ -95,18 +128,18 @@ def restrict(outputs: dict, sample_ids: np.ndarray) -> dict:
     return restricted
 
 
-_PER_SAMPLE = frozenset({"sample_id", "patient_id", "target", "score", "dice", "truth_empty", "pred_empty",
-                         "rank_image_to_text", "rank_text_to_image"})
+_PER_SAMPLE = frozenset({"sample_id", "patient_id", "target", "score", "dice", "truth_empty", "pred_empty"})
 
 
 def record_intervals(metric: str, outputs: dict, n_resamples: int = N_RESAMPLES, seed: int = BOOTSTRAP_SEED,
                      level: float = LEVEL) -> list[Interval]:
-    """A record's ``metric`` with its cluster-bootstrap interval over the test patients and, for an AUROC of a
-    binary or multilabel task, DeLong's interval beside it; empty when the metric has no statistic."""
+    """A record's ``metric`` with its cluster-bootstrap interval over its resampling units (the test patients, or
+    the prompts of class-level text queries: :func:`resampling_units`) and, for an AUROC of a binary or multilabel
+    task, DeLong's interval beside it; empty when the metric has no statistic."""
     statistic = statistic_for(metric, outputs)
     if statistic is None:
         return []
-    intervals = [bootstrap_interval(statistic, outputs["patient_id"], n_resamples, seed, level)]
+    intervals = [bootstrap_interval(statistic, resampling_units(metric, outputs)[1], n_resamples, seed, level)]
     if metric == "auroc" and str(outputs["kind"]) == "classification" and str(outputs["task_type"]) != "multiclass":
         intervals.append(delong_interval(outputs["target"], outputs["score"], outputs["patient_id"], level))
     return intervals

@@ -7,7 +7,8 @@ record's per-sample outputs file. Per cell (data source x row x task x pct, its 
   (:func:`medvlp_bench.statistics.paired.cell_interval`), in percent;
 * with a baseline: ``delta`` = cell mean - baseline mean in the same column (in percent points, from the records'
   metrics), ``delta_low``, ``delta_high`` and ``p_value`` from the paired bootstrap over the test samples both cells
-  share (:func:`medvlp_bench.statistics.paired.paired_difference`); ``p_adjusted`` corrects the p-values of all
+  share (:func:`medvlp_bench.statistics.paired.paired_difference`; the prompts both share for the text queries of
+  class-level retrieval); ``p_adjusted`` corrects the p-values of all
   cells of one table together (Holm, Benjamini-Hochberg or none); ``significant`` = ``p_adjusted <= alpha``;
 * ``n_resamples``, ``bootstrap_seed``, ``correction``: how they were computed;
 * ``interval_note``: why a cell has no interval (its records carry no per-sample outputs; no statistic for the
@@ -31,7 +32,7 @@ from medvlp_bench.sample_outputs import read_outputs
 from medvlp_bench.statistics.bootstrap import BOOTSTRAP_SEED, LEVEL, N_RESAMPLES
 from medvlp_bench.statistics.multiple_comparisons import CORRECTIONS, adjust_p_values
 from medvlp_bench.statistics.paired import CellRuns, cell_interval, paired_difference
-from medvlp_bench.statistics.record_statistics import restrict, statistic_for
+from medvlp_bench.statistics.record_statistics import resampling_units, restrict, statistic_for
 
 #: columns added to the leaderboard's summary (NaN / empty where not computed)
 STATISTICS_COLUMNS = ("ci_low", "ci_high", "delta", "delta_low", "delta_high", "p_value", "p_adjusted",
@@ -74,20 +75,22 @@ def _cell_runs(lines: pd.DataFrame, metric: str) -> tuple[Optional[list], str]:
     return runs, ""
 
 
-def _shared(*cells: list) -> tuple[np.ndarray, np.ndarray]:
-    """Sample ids present in every run of the cells (in the first run's order) and their patient ids."""
-    first = cells[0][0][1]
-    shared = set(first["sample_id"].tolist())
+def _shared(metric: str, *cells: list) -> tuple[np.ndarray, np.ndarray]:
+    """Ids of the items ``metric`` averages over (test samples; the prompts of class-level text-to-image
+    retrieval) present in every run of the cells, in the first run's order, and their resampling clusters
+    (:func:`~medvlp_bench.statistics.record_statistics.resampling_units`)."""
+    ids, clusters = resampling_units(metric, cells[0][0][1])
+    shared = set(ids.tolist())
     for cell in cells:
         for _, outputs in cell:
-            shared &= set(outputs["sample_id"].tolist())
-    keep = np.array([sample in shared for sample in first["sample_id"].tolist()], dtype=bool)
-    return first["sample_id"][keep], first["patient_id"][keep]
+            shared &= set(resampling_units(metric, outputs)[0].tolist())
+    keep = np.array([item in shared for item in ids.tolist()], dtype=bool)
+    return ids[keep], clusters[keep]
 
 
-def _statistics(cell: list, metric: str, samples: np.ndarray) -> CellRuns:
+def _statistics(cell: list, metric: str, items: np.ndarray) -> CellRuns:
     return CellRuns([seed for seed, _ in cell],
-                    [statistic_for(metric, restrict(outputs, samples)) for _, outputs in cell])
+                    [statistic_for(metric, restrict(outputs, items, metric)) for _, outputs in cell])
 
 
 def baseline_rows(summary: pd.DataFrame, baseline: str) -> dict[tuple, str]:
@@ -125,7 +128,7 @@ def table_statistics(summary: pd.DataFrame, runs: pd.DataFrame, request: Statist
         own, note = _cell_runs(grouped[(cell["table"], cell["row"], cell["task"], cell["pct"])], cell["metric"])
         if request.ci or cell["row"] == baselines.get(column):
             if own is not None:
-                samples, patients = _shared(own)
+                samples, patients = _shared(cell["metric"], own)
                 interval = cell_interval(_statistics(own, cell["metric"], samples), patients, request.n_resamples,
                                          request.seed, request.level)
                 result.loc[position, ["ci_low", "ci_high"]] = 100 * interval.low, 100 * interval.high
@@ -151,9 +154,9 @@ def _difference(result, position, cell, own, note, baseline_row, grouped, summar
     base, base_note = _cell_runs(grouped[base_key], cell["metric"])
     if own is None or base is None:
         return note or f"baseline: {base_note}"
-    samples, patients = _shared(own, base)
+    samples, patients = _shared(cell["metric"], own, base)
     if not len(samples):
-        return "no test samples shared with the baseline"
+        return "no test samples (or prompts, for class-level text queries) shared with the baseline"
     difference = paired_difference(_statistics(own, cell["metric"], samples),
                                    _statistics(base, cell["metric"], samples), patients, request.n_resamples,
                                    request.seed, request.level)
