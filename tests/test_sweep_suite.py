@@ -121,19 +121,21 @@ def test_shipped_suites_parse(repo_root, monkeypatch):
 
 def test_readme_suite_is_exactly_the_cells_of_the_readme_records(repo_root):
     """synthetic-readme.yaml names the (method, pretraining epochs, task, pct, seed) of every record behind the
-    README's synthetic tables, and nothing else."""
+    README's synthetic results, and nothing else; those records are current (schema 2, per-sample outputs)."""
     suite = load_suite(repo_root / "benchmarks/suites/synthetic-readme.yaml")
     profile_epochs = 4
     cells = {(cell.entry.method, cell.entry.pretrain_epochs or (profile_epochs if cell.entry.method != "random"
                                                                 else None), cell.task, cell.pct, cell.seed)
              for cell in suite.cells()}
     records = set()
-    for path in (repo_root / "leaderboards/synthetic-cpu/records").glob("*.json"):
+    folder = repo_root / "leaderboards/synthetic-cpu/records"
+    for path in folder.glob("*.json"):
         record = json.loads(path.read_text())
         pretrain = record["config"]["weights"].get("pretrain")
         records.add((record["method"], pretrain["max_epochs"] if pretrain else None, record["task"], record["pct"],
                      record["seed"]))
         assert record["config"]["encoder"] == suite.encoder
         assert record["config"]["synthetic"]["seed"] == suite.data.synthetic_seed
-    assert len(suite.cells()) == len(cells) == 72
+        assert record["schema_version"] == 2 and (folder / record["outputs"]["file"]).is_file()
+    assert len(suite.cells()) == len(cells) == 66
     assert cells == records

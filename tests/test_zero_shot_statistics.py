@@ -95,7 +95,7 @@ def test_leaderboard_report_and_plot_run_on_zero_shot_and_retrieval_records(reco
 
 
 def test_committed_zero_shot_records_without_outputs_load_and_show_no_interval(repo_root, tmp_path, capsys):
-    committed = repo_root / "leaderboards" / "synthetic-cpu" / "zero-shot" / "records"
+    committed = repo_root / "leaderboards" / "synthetic-cpu" / "schema1" / "zero-shot" / "records"
     pairs = load_record_files(committed)
     assert pairs and not any(getattr(record, "outputs", None) for _, record in pairs)
     frame = leaderboard_frame([record for _, record in pairs], files=[path for path, _ in pairs],
