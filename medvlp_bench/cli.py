@@ -217,8 +217,9 @@ def command_run(args, registry) -> int:
     return 0
 
 
-def command_pretrain(args, registry) -> int:
-    from medvlp_bench.pretraining.service import PretrainRequest, check_options, pretrain, synthetic_descriptor
+def pretrain_request(args, registry):
+    """The :class:`~medvlp_bench.pretraining.service.PretrainRequest` of a parsed ``pretrain`` command line."""
+    from medvlp_bench.pretraining.service import PretrainRequest, check_options, synthetic_descriptor
     from medvlp_bench.runner import RunRequest, locate_dataset
 
     method = registry.get("method", args.method)
@@ -242,8 +243,16 @@ def command_pretrain(args, registry) -> int:
         accelerator=args.accelerator, precision=args.precision, num_workers=args.num_workers, seed=args.seed,
         resume=args.resume, options=dict(args.option), out_dir=args.out,
     )
-    checkpoint = pretrain(registry, request)
-    print(f"pretrained {args.method}: {checkpoint}")
+    return request
+
+
+def command_pretrain(args, registry) -> int:
+    from medvlp_bench.pretraining.ranks import is_first_process
+    from medvlp_bench.pretraining.service import pretrain
+
+    checkpoint = pretrain(registry, pretrain_request(args, registry))
+    if is_first_process():  # the other processes of a DDP pretraining run this command too
+        print(f"pretrained {args.method}: {checkpoint}")
     return 0
 
 
