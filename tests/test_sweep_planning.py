@@ -10,13 +10,14 @@ import pytest
 
 from medvlp_bench.cli import build_parser, pretrain_request
 from medvlp_bench.data.synthetic_store import ensure_synthetic
-from medvlp_bench.errors import WeightsNotFoundError
+from medvlp_bench.errors import MedvlpError, WeightsNotFoundError
 from medvlp_bench.pretraining.service import plan_pretraining
 from medvlp_bench.registry import load_registry
 from medvlp_bench.runner import RunRequest, plan_run, run
 from medvlp_bench.sweeps.commands import pretrain_command, run_command
 from medvlp_bench.sweeps.planning import plan_suite, records_folder
 from medvlp_bench.sweeps.suite import Resources, SuiteError, load_suite
+from medvlp_bench.sweeps.sweep import SweepOptions, run_sweep
 
 SUITE = """\
 name: tiny
@@ -185,3 +186,30 @@ def test_real_data_suite_without_an_explicit_pretraining_is_refused_at_its_line(
     with pytest.raises(SuiteError, match=r"suite.yaml:7: methods.convirt: .*no weights for method 'convirt' on real "
                                          r"data"):
         plan_suite(registry, _suite(tmp_path, _real_suite(tmp_path, "{}")), tmp_path / "out")
+
+
+def test_a_multi_node_pretraining_needs_the_slurm_executor_and_a_dry_run_says_so(tmp_path, registry):
+    _suite(tmp_path)
+    options = SweepOptions(tmp_path / "suite.yaml", dry_run=True, out=tmp_path / "out",
+                           pretraining_resources={"nodes": 2, "devices": 2})
+    with pytest.raises(MedvlpError, match="the pretraining asks for 2 nodes, which needs --executor slurm"):
+        run_sweep(registry, options)
+    with pytest.raises(MedvlpError, match=r"devices \(2\) must equal gpus \(4\)"):
+        run_sweep(registry, SweepOptions(tmp_path / "suite.yaml", dry_run=True, out=tmp_path / "out",
+                                         pretraining_resources={"gpus": 4, "devices": 2}))
+
+
+def test_pretrain_flags_of_sweep_override_the_suite(tmp_path, registry, capsys):
+    from medvlp_bench.cli import main
+
+    _suite(tmp_path, SUITE + "resources:\n  pretraining: {devices: 3, cpus: 2}\n")
+    out = tmp_path / "out"
+    assert main(["sweep", str(tmp_path / "suite.yaml"), "--dry-run", "--out", str(out)]) == 0
+    assert "on 1 node(s) x 3 process(es) (DDP)" in capsys.readouterr().out
+    assert main(["sweep", str(tmp_path / "suite.yaml"), "--dry-run", "--out", str(out),
+                 "--pretrain-devices", "2"]) == 0
+    assert "on 1 node(s) x 2 process(es) (DDP)" in capsys.readouterr().out
+    assert main(["sweep", str(tmp_path / "suite.yaml"), "--dry-run", "--pretrain-devices", "1"]) == 0
+    assert "(DDP)" not in capsys.readouterr().out
+    assert main(["sweep", str(tmp_path / "suite.yaml"), "--dry-run", "--pretrain-nodes", "0"]) == 1
+    assert "--pretrain-nodes must be at least 1" in capsys.readouterr().err

@@ -143,6 +143,7 @@ def test_shipped_suites_parse(repo_root, monkeypatch):
     assert len(paper.cells()) == 5 * 7 * 3 * 3 and paper.encoder == "resnet50"
     assert paper.methods["mgca"].checkpoint == Path("/models/mgca_resnet_50.ckpt")
     assert paper.data.root == Path("/data/cxr") and set(paper.published) == set(paper.methods)
+    assert paper.resources["pretraining"].world_size == 2 * 4
 
 
 def test_readme_suite_is_exactly_the_cells_of_the_readme_records(repo_root):

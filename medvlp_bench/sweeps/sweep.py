@@ -71,14 +71,18 @@ def describe_plan(plan: SweepPlan, skip: dict[str, dict], stream: TextIO, *, ver
             print(f"  to run: {item.cell.id}", file=stream)
 
 
-def run_sweep(registry: Registry, options: SweepOptions, stream: TextIO = sys.stdout,
+def run_sweep(registry: Registry, options: SweepOptions, stream: Optional[TextIO] = None,
               progress_stream: Optional[TextIO] = None) -> int:
     """Plan and run a suite (module docstring); returns the exit status: 1 if a cell failed (in this sweep, or in a
-    former one and not retried), else 0."""
+    former one and not retried), else 0. The plan and summary go to ``stream`` (default: standard output)."""
+    stream = stream if stream is not None else sys.stdout
     suite = load_suite(options.suite)
     out_dir = sweep_folder(options, suite.name)
     pretraining = pretraining_resources(options, suite)
     plan = plan_suite(registry, suite, out_dir, pretraining)
+    if plan.pretrain_jobs and pretraining.nodes > 1 and options.executor != "slurm":
+        raise MedvlpError(f"{suite.path}: the pretraining asks for {pretraining.nodes} nodes, which needs "
+                          f"--executor slurm (the local executor runs on this machine only)")
     previously_failed = read_failed(out_dir)
     missing = {item.cell.id for item in plan.to_run}
     skip = {} if options.retry_failed else {k: v for k, v in previously_failed.items() if k in missing}
@@ -106,12 +110,9 @@ def run_sweep(registry: Registry, options: SweepOptions, stream: TextIO = sys.st
 
 
 def pretraining_resources(options: SweepOptions, suite) -> Resources:
-    """The suite's ``resources.pretraining`` with the ``--pretrain-*`` flags over it, checked: several nodes need
-    the SLURM executor, and with GPUs there is one process per GPU."""
+    """The suite's ``resources.pretraining`` with the ``--pretrain-*`` flags over it, checked: with GPUs there is
+    one process per GPU."""
     resources = _merge(suite.resources.get("pretraining", Resources()), options.pretraining_resources)
-    if resources.nodes > 1 and options.executor != "slurm":
-        raise MedvlpError(f"{suite.path}: the pretraining asks for {resources.nodes} nodes, which needs "
-                          f"--executor slurm (the local executor runs on this machine only)")
     if resources.gpus and resources.processes_per_node != resources.gpus:
         raise MedvlpError(f"{suite.path}: with GPUs a pretraining runs one process per GPU; devices "
                           f"({resources.devices}) must equal gpus ({resources.gpus})")
