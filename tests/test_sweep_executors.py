@@ -45,7 +45,8 @@ def test_a_multi_process_job_gets_the_gpus_and_cores_of_as_many_slots():
 
 def test_the_local_executor_runs_a_ddp_job_on_several_gpu_slots_and_refuses_more_processes_than_gpus(tmp_path):
     show = "import os; print(os.environ['CUDA_VISIBLE_DEVICES'])"
-    jobs = [replace(_job(tmp_path, "pre", show, kind="pretrain"), processes=2), _job(tmp_path, "cell", show, after="pre")]
+    jobs = [replace(_job(tmp_path, "pre", show, kind="pretrain"), processes=2),
+            _job(tmp_path, "cell", show, after="pre")]
     with Progress(1, 1, 3, stream=io.StringIO()) as progress:
         results = LocalExecutor(1, gpus=["0", "1", "2"]).run(jobs, progress)
     assert all(result.ok for result in results)
@@ -70,7 +71,8 @@ def test_sbatch_parameters_of_cells_and_of_a_distributed_pretraining():
 
 
 def test_other_ranks_log_beside_the_job_log(tmp_path):
-    assert rank_log(tmp_path / "logs" / "pretrain__mgca__abc.log", 3) == tmp_path / "logs" / "pretrain__mgca__abc.rank3.log"
+    logs = tmp_path / "logs"
+    assert rank_log(logs / "pretrain__mgca__abc.log", 3) == logs / "pretrain__mgca__abc.rank3.log"
 
 
 def test_failures_stay_in_their_job_and_dependents_of_a_failed_pretraining_do_not_start(tmp_path):
