@@ -347,6 +347,10 @@ def _weights_plan(registry: Registry, method, request: RunRequest, location: Dat
         raise MedvlpError(f"method {method.name!r} pretrains but names no corpus; pass --checkpoint PATH")
     corpus = registry.get("dataset", method.corpus)
     corpus_location = locate_dataset(corpus, request)
+    if location.source == "real" and corpus_location.source != "real":
+        raise MedvlpError(f"the task's data is real, but method {method.name!r} would pretrain on the synthetic "
+                          f"default of its corpus {corpus.name!r}: give its folder with --data-root DIR or "
+                          f"--dataset-path {corpus.name}=DIR (a suite: data.root or data.paths.{corpus.name})")
     synthetic = (
         synthetic_descriptor(request.synthetic_seed, request.synthetic_scale)
         if corpus_location.source == "synthetic" else None

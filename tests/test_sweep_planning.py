@@ -4,6 +4,7 @@ pretraining, whose world size is part of its key, and for a pretraining on real 
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 import pytest
@@ -213,3 +214,12 @@ def test_pretrain_flags_of_sweep_override_the_suite(tmp_path, registry, capsys):
     assert "(DDP)" not in capsys.readouterr().out
     assert main(["sweep", str(tmp_path / "suite.yaml"), "--dry-run", "--pretrain-nodes", "0"]) == 1
     assert "--pretrain-nodes must be at least 1" in capsys.readouterr().err
+
+
+def test_real_data_suite_without_the_corpus_folder_is_refused_instead_of_pretraining_on_synthetic_pairs(
+        tmp_path, registry):
+    text = _real_suite(tmp_path, "{pretrain: {epochs: 2}}")
+    text = re.sub(r", mimic_cxr: [^}]*", "", text)
+    with pytest.raises(SuiteError, match=r"suite.yaml:7: methods.convirt: .*synthetic default of its corpus "
+                                         r"'mimic_cxr'.*data.paths.mimic_cxr"):
+        plan_suite(registry, _suite(tmp_path, text), tmp_path / "out")
