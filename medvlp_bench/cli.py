@@ -247,10 +247,25 @@ def pretrain_request(args, registry):
 
 
 def command_pretrain(args, registry) -> int:
+    """Pretrain; a SIGTERM (``scancel``, a SLURM requeue or time limit, ``kill``) ends the process as terminated by
+    that signal, not with status 0 as Lightning's ``SystemExit`` would, so a sweep counts it as interrupted (rerun,
+    resumed from the last epoch), and SLURM ``afterok`` dependents do not start."""
+    import os
+    import signal
+
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
     from medvlp_bench.pretraining.ranks import is_first_process
     from medvlp_bench.pretraining.service import pretrain
 
-    checkpoint = pretrain(registry, pretrain_request(args, registry))
+    try:
+        checkpoint = pretrain(registry, pretrain_request(args, registry))
+    except SIGTERMException:
+        print("medvlp-bench: pretraining stopped by SIGTERM; `pretrain ... --resume` continues from its last epoch",
+              file=sys.stderr, flush=True)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise
     if is_first_process():  # the other processes of a DDP pretraining run this command too
         print(f"pretrained {args.method}: {checkpoint}")
     return 0
