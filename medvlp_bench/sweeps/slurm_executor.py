@@ -15,9 +15,11 @@
 * Preemption and time limits: the task is a :class:`submitit.helpers.Checkpointable`, so submitit requeues it when
   SLURM signals it; the requeued cell skips if its record appeared meanwhile, and a pretraining resumes from its
   last epoch.
-* Waiting: a job is finished when submitit has written its result file, or when it has left the queue
-  (``squeue``) without one (cancelled, killed for time or memory); the queue is read with ``squeue``, not with
-  ``sacct``, which clusters without accounting storage (like the test cluster) do not have.
+* Waiting: a job is finished when submitit has written its result file (a failure only once the job has left
+  the queue: a job killed by ``scontrol requeue`` or a preemption leaves the result of its killed attempt and runs
+  again), or when it has left the queue (``squeue``) without one (cancelled, killed for time or memory); the queue
+  is read with ``squeue``, not with ``sacct``, which clusters without accounting storage (like the test cluster)
+  do not have.
 """
 
 from __future__ import annotations
@@ -149,6 +151,8 @@ class SlurmExecutor:
                 result = None
                 if handle.paths.result_pickle.exists():
                     result = self._result(job, handle)
+                    if not result.ok and state is not None:  # e.g. killed by a requeue: it runs again
+                        result = None
                 elif state is None:
                     first = gone_since.setdefault(job.id, time.monotonic())
                     if time.monotonic() - first > GONE_GRACE_SECONDS:
