@@ -96,10 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="without --checkpoint: epochs of the method's pretraining (default: its profile's). On "
                           "synthetic data it is found in the model store or trained once; on real data it is only "
                           "looked up there (made by `medvlp-bench pretrain`, e.g. in a sweep)")
-    run.add_argument("--pretrain-nodes", type=int, default=1,
+    run.add_argument("--pretrain-nodes", type=int, default=1, metavar="N",
                      help="without --checkpoint: use the stored pretraining that ran on this many nodes (its global "
                           "batch, part of its key); a run never trains a multi-process pretraining itself")
-    run.add_argument("--pretrain-devices", type=int, default=1,
+    run.add_argument("--pretrain-devices", type=int, default=1, metavar="D",
                      help="likewise: the processes per node of that pretraining")
     run.add_argument("--method-option", action="append", default=[], metavar="KEY=VALUE", type=_option,
                      help="method option (JSON value) for the weights the run pretrains on first use, e.g. "
@@ -170,14 +170,15 @@ def _add_sweep_parser(commands) -> None:
     pretraining = sweep.add_argument_group(
         "resources of each pretraining (override the suite's resources.pretraining; nodes x devices above 1: "
         "Lightning DDP, under srun on SLURM)")
-    pretraining.add_argument("--pretrain-partition", default=None)
-    pretraining.add_argument("--pretrain-account", default=None)
-    pretraining.add_argument("--pretrain-time", type=int, default=None, help="minutes")
-    pretraining.add_argument("--pretrain-gpus", type=int, default=None, help="GPUs per node")
-    pretraining.add_argument("--pretrain-cpus", type=int, default=None, help="CPUs per process")
-    pretraining.add_argument("--pretrain-mem", type=float, default=None, help="memory per node in GB")
-    pretraining.add_argument("--pretrain-nodes", type=int, default=None, help="nodes (SLURM executor only above 1)")
-    pretraining.add_argument("--pretrain-devices", type=int, default=None,
+    pretraining.add_argument("--pretrain-partition", default=None, metavar="P")
+    pretraining.add_argument("--pretrain-account", default=None, metavar="A")
+    pretraining.add_argument("--pretrain-time", type=int, default=None, metavar="MIN", help="minutes")
+    pretraining.add_argument("--pretrain-gpus", type=int, default=None, metavar="G", help="GPUs per node")
+    pretraining.add_argument("--pretrain-cpus", type=int, default=None, metavar="C", help="CPUs per process")
+    pretraining.add_argument("--pretrain-mem", type=float, default=None, metavar="GB", help="memory per node in GB")
+    pretraining.add_argument("--pretrain-nodes", type=int, default=None, metavar="N",
+                             help="nodes (SLURM executor only above 1)")
+    pretraining.add_argument("--pretrain-devices", type=int, default=None, metavar="D",
                              help="processes per node (default: one per GPU, or 1)")
 
 
