@@ -106,11 +106,12 @@ def test_rerun_after_kill_9_of_the_sweep_finishes_only_the_rest(tmp_path):
     assert nothing.returncode == 0 and "done: 2   to run: 0" in nothing.stdout
 
 
-def test_a_two_process_pretraining_runs_under_lightnings_launcher_into_the_planned_key(tmp_path):
+def test_a_two_process_pretraining_runs_under_lightnings_launcher_into_the_planned_key(tmp_path, fresh_home):
     """resources.pretraining {devices: 2} on this machine: the pretraining job (alone here; its cells are the
     other tests' business) runs `pretrain --devices 2 --strategy ddp` on two CPU slots, Lightning starts the second
     process, and the model lands under the key the cells planned, trained with world size 2 (global batch, and
-    the optimiser steps of one epoch over half the pairs per process)."""
+    the optimiser steps of one epoch over half the pairs per process). A home of its own, so no other test has
+    stored that pretraining."""
     suite_path = tmp_path / "suite.yaml"
     suite_path.write_text(SUITE.format(seeds="[0]", extra="  convirt: {pretrain: {epochs: 1}}\n")
                           .replace("scale: 0.05", "scale: 0.12")

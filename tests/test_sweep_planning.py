@@ -118,9 +118,10 @@ def _planned_by_command(registry, command: list[str]):
     return plan_pretraining(registry, pretrain_request(args, registry))
 
 
-def test_distributed_pretraining_is_planned_with_the_world_size_its_job_uses(tmp_path, registry):
+def test_distributed_pretraining_is_planned_with_the_world_size_its_job_uses(tmp_path, registry, fresh_home):
     """With resources.pretraining {nodes: 2, devices: 2} the cells plan the 4-process pretraining: the key the
-    job's DDP command writes (its global batch is 4 x the batch per process), not the single-process one."""
+    job's DDP command writes (its global batch is 4 x the batch per process), not the single-process one (a home
+    of its own: another test stores that one)."""
     suite = _suite(tmp_path)
     single = plan_suite(registry, suite, tmp_path / "out").pretrain_jobs[0]
     plan = plan_suite(registry, suite, tmp_path / "out", Resources(nodes=2, devices=2))
@@ -142,7 +143,7 @@ def test_distributed_pretraining_is_planned_with_the_world_size_its_job_uses(tmp
             assert item.plan.pretrain.key == job.key
 
 
-def test_gpus_give_one_process_each_and_a_flag_like_world_gives_the_same_key(tmp_path, registry):
+def test_gpus_give_one_process_each_and_a_flag_like_world_gives_the_same_key(tmp_path, registry, fresh_home):
     suite = _suite(tmp_path)
     by_gpus = plan_suite(registry, suite, tmp_path / "out", Resources(nodes=1, gpus=2)).pretrain_jobs[0]
     by_devices = plan_suite(registry, suite, tmp_path / "out", Resources(devices=2)).pretrain_jobs[0]

@@ -109,11 +109,12 @@ resources:
 """
 
 
-def test_slurm_sweep_runs_a_ddp_pretraining_in_two_tasks_then_its_cells(tmp_path):
+def test_slurm_sweep_runs_a_ddp_pretraining_in_two_tasks_then_its_cells(tmp_path, fresh_home):
     """The pretraining job has 2 SLURM tasks; each runs `pretrain --num-nodes 1 --devices 2 --strategy ddp` and
     Lightning takes the ranks from SLURM. World size 2 shows in the stored config (global batch = 2 x the batch
     per process) and in the optimiser steps of its one epoch (each process sees half the pairs; full batches
-    only); the cells found that pretraining by key; the leaderboard has the baseline differences."""
+    only); the cells found that pretraining by key; the leaderboard has the baseline differences. A home of its
+    own, so no other test has stored that pretraining."""
     _require_cluster()
     suite = tmp_path / "suite.yaml"
     suite.write_text(DDP_SUITE)
