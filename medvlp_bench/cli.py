@@ -93,8 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--trust-checkpoint", action="store_true",
                      help="allow loading a checkpoint that needs more than plain tensors (executes pickled code)")
     run.add_argument("--pretrain-epochs", type=int, default=None,
-                     help="on synthetic data without --checkpoint: epochs of the method's pretraining (found in the "
-                          "model store or trained once; default: the method's synthetic profile's)")
+                     help="without --checkpoint: epochs of the method's pretraining (default: its profile's). On "
+                          "synthetic data it is found in the model store or trained once; on real data it is only "
+                          "looked up there (made by `medvlp-bench pretrain`, e.g. in a sweep)")
+    run.add_argument("--pretrain-nodes", type=int, default=1, metavar="N",
+                     help="without --checkpoint: use the stored pretraining that ran on this many nodes (its global "
+                          "batch, part of its key); a run never trains a multi-process pretraining itself")
+    run.add_argument("--pretrain-devices", type=int, default=1, metavar="D",
+                     help="likewise: the processes per node of that pretraining")
     run.add_argument("--method-option", action="append", default=[], metavar="KEY=VALUE", type=_option,
                      help="method option (JSON value) for the weights the run pretrains on first use, e.g. "
                           "--method-option temperature=0.1; recorded in the config (repeatable)")
@@ -161,6 +167,19 @@ def _add_sweep_parser(commands) -> None:
     slurm.add_argument("--gpus", type=int, default=None, help="GPUs per cell")
     slurm.add_argument("--cpus", type=int, default=None, help="CPUs per cell")
     slurm.add_argument("--mem", type=float, default=None, help="memory per cell in GB")
+    pretraining = sweep.add_argument_group(
+        "resources of each pretraining (override the suite's resources.pretraining; nodes x devices above 1: "
+        "Lightning DDP, under srun on SLURM)")
+    pretraining.add_argument("--pretrain-partition", default=None, metavar="P")
+    pretraining.add_argument("--pretrain-account", default=None, metavar="A")
+    pretraining.add_argument("--pretrain-time", type=int, default=None, metavar="MIN", help="minutes")
+    pretraining.add_argument("--pretrain-gpus", type=int, default=None, metavar="G", help="GPUs per node")
+    pretraining.add_argument("--pretrain-cpus", type=int, default=None, metavar="C", help="CPUs per process")
+    pretraining.add_argument("--pretrain-mem", type=float, default=None, metavar="GB", help="memory per node in GB")
+    pretraining.add_argument("--pretrain-nodes", type=int, default=None, metavar="N",
+                             help="nodes (SLURM executor only above 1)")
+    pretraining.add_argument("--pretrain-devices", type=int, default=None, metavar="D",
+                             help="processes per node (default: one per GPU, or 1)")
 
 
 def command_plugins(args, registry) -> int:
@@ -183,7 +202,8 @@ def command_run(args, registry) -> int:
             synthetic_seed=args.synthetic_seed, synthetic_scale=args.synthetic_scale, encoder=args.encoder,
             checkpoint=args.checkpoint, trust_checkpoint=args.trust_checkpoint, force=args.force,
             hparams=dict(args.option), pretrain_epochs=args.pretrain_epochs,
-            method_options=dict(args.method_option),
+            method_options=dict(args.method_option), pretrain_nodes=args.pretrain_nodes,
+            pretrain_devices=args.pretrain_devices,
         )
         outcome = run(registry, request)
         record = outcome.record
@@ -198,8 +218,9 @@ def command_run(args, registry) -> int:
     return 0
 
 
-def command_pretrain(args, registry) -> int:
-    from medvlp_bench.pretraining.service import PretrainRequest, check_options, pretrain, synthetic_descriptor
+def pretrain_request(args, registry):
+    """The :class:`~medvlp_bench.pretraining.service.PretrainRequest` of a parsed ``pretrain`` command line."""
+    from medvlp_bench.pretraining.service import PretrainRequest, check_options, synthetic_descriptor
     from medvlp_bench.runner import RunRequest, locate_dataset
 
     method = registry.get("method", args.method)
@@ -223,8 +244,31 @@ def command_pretrain(args, registry) -> int:
         accelerator=args.accelerator, precision=args.precision, num_workers=args.num_workers, seed=args.seed,
         resume=args.resume, options=dict(args.option), out_dir=args.out,
     )
-    checkpoint = pretrain(registry, request)
-    print(f"pretrained {args.method}: {checkpoint}")
+    return request
+
+
+def command_pretrain(args, registry) -> int:
+    """Pretrain; a SIGTERM (``scancel``, a SLURM requeue or time limit, ``kill``) ends the process as terminated by
+    that signal, not with status 0 as Lightning's ``SystemExit`` would, so a sweep counts it as interrupted (rerun,
+    resumed from the last epoch), and SLURM ``afterok`` dependents do not start."""
+    import os
+    import signal
+
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from medvlp_bench.pretraining.ranks import is_first_process
+    from medvlp_bench.pretraining.service import pretrain
+
+    try:
+        checkpoint = pretrain(registry, pretrain_request(args, registry))
+    except SIGTERMException:
+        print("medvlp-bench: pretraining stopped by SIGTERM; `pretrain ... --resume` continues from its last epoch",
+              file=sys.stderr, flush=True)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise
+    if is_first_process():  # the other processes of a DDP pretraining run this command too
+        print(f"pretrained {args.method}: {checkpoint}")
     return 0
 
 
@@ -352,9 +396,14 @@ def command_sweep(args, registry) -> int:
     if args.workers < 1:
         raise MedvlpError(f"--workers must be at least 1, not {args.workers}")
     resources = {name: getattr(args, name) for name in ("partition", "account", "time", "gpus", "cpus", "mem")}
+    pretraining = {name: getattr(args, f"pretrain_{name}")
+                   for name in ("partition", "account", "time", "gpus", "cpus", "mem", "nodes", "devices")}
+    for name in ("nodes", "devices"):
+        if pretraining[name] is not None and pretraining[name] < 1:
+            raise MedvlpError(f"--pretrain-{name} must be at least 1, not {pretraining[name]}")
     return run_sweep(registry, SweepOptions(
         suite=args.suite, executor=args.executor, workers=args.workers, dry_run=args.dry_run,
-        retry_failed=args.retry_failed, out=args.out, resources=resources,
+        retry_failed=args.retry_failed, out=args.out, resources=resources, pretraining_resources=pretraining,
     ))
 
 

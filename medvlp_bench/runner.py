@@ -3,7 +3,8 @@
 * :func:`plan_run` (cheap, no image is read and no weights are loaded; it only materialises the synthetic default
   data when that is the data source): resolve the specs -> locate the data (real root or synthetic default) -> load
   the task's splits (memoised per task and folder within a process) and subsample the training split -> plan the
-  weights (``--checkpoint``, or the pretraining found in the model store or trained on first use) -> resolve the
+  weights (``--checkpoint``, or the pretraining found in the model store, trained on first use only when it is a
+  single-process one on synthetic data: see :func:`~medvlp_bench.pretraining.service.checkpoint_for_run`) -> resolve the
   config and its key -> find an existing record with that key. The result is a :class:`RunPlan`.
 * :func:`execute_plan`: pretrain if planned -> ask the method for the image encoder -> run the task's protocol ->
   write the record atomically.
@@ -30,7 +31,7 @@ from medvlp_bench.data.synthetic_store import ensure_synthetic
 from medvlp_bench.errors import MedvlpError
 from medvlp_bench.image_text import needs_image_text_model, require_image_text_model
 from medvlp_bench.options import resolve_options
-from medvlp_bench.pretraining.service import PretrainPlan, execute, plan_for_run, synthetic_descriptor
+from medvlp_bench.pretraining.service import PretrainPlan, checkpoint_for_run, plan_for_run, synthetic_descriptor
 from medvlp_bench.protocols.feature_cache import encoder_fingerprint, preferred_device
 from medvlp_bench.records import RunRecord, collect_provenance, config_key, find_record, read_record, write_record
 from medvlp_bench.registry import Registry
@@ -57,6 +58,8 @@ class RunRequest:
     hparams: dict = field(default_factory=dict)
     pretrain_epochs: Optional[int] = None
     method_options: dict = field(default_factory=dict)
+    pretrain_nodes: int = 1
+    pretrain_devices: int = 1
 
 
 @dataclass(frozen=True)
@@ -199,6 +202,8 @@ def plan_run(registry: Registry, request: RunRequest) -> RunPlan:
             name for name in registry.names("method") if registry.get("method", name).load_image_text_model])
     if request.pretrain_epochs is not None:
         _check_pretrain_epochs(request, method)
+    if (request.pretrain_nodes, request.pretrain_devices) != (1, 1):
+        _check_pretrain_world(request, method)
     dataset = registry.get("dataset", task.dataset)
     if not 0.0 < request.pct <= 1.0:
         raise MedvlpError(f"--pct must be a fraction in (0, 1], got {request.pct} (1% is 0.01)")
@@ -268,7 +273,8 @@ def execute_plan(registry: Registry, plan: RunPlan) -> RunOutcome:
     request, splits = plan.request, plan.splits
     write_split_files(splits, harness_home() / "splits" / plan.task.name / plan.split_hash[:16])
     started = datetime.now(timezone.utc)
-    checkpoint = request.checkpoint or (execute(registry, plan.pretrain) if plan.pretrain is not None else None)
+    checkpoint = request.checkpoint or (checkpoint_for_run(registry, plan.pretrain) if plan.pretrain is not None
+                                        else None)
     checkpoint_sha = plan.weights.get("checkpoint_sha256") or (file_sha256(checkpoint) if checkpoint else None)
     wants_text_tower = needs_image_text_model(plan.protocol)
     load = plan.method.load_image_text_model if wants_text_tower else plan.method.load_image_encoder
@@ -341,13 +347,18 @@ def _weights_plan(registry: Registry, method, request: RunRequest, location: Dat
         raise MedvlpError(f"method {method.name!r} pretrains but names no corpus; pass --checkpoint PATH")
     corpus = registry.get("dataset", method.corpus)
     corpus_location = locate_dataset(corpus, request)
+    if location.source == "real" and corpus_location.source != "real":
+        raise MedvlpError(f"the task's data is real, but method {method.name!r} would pretrain on the synthetic "
+                          f"default of its corpus {corpus.name!r}: give its folder with --data-root DIR or "
+                          f"--dataset-path {corpus.name}=DIR (a suite: data.root or data.paths.{corpus.name})")
     synthetic = (
         synthetic_descriptor(request.synthetic_seed, request.synthetic_scale)
         if corpus_location.source == "synthetic" else None
     )
     plan = plan_for_run(registry, method, data_source=location.source, corpus_folder=corpus_location.folder,
                         synthetic=synthetic, image_encoder=encoder_name, max_epochs=request.pretrain_epochs,
-                        options=request.method_options)
+                        options=request.method_options, num_nodes=request.pretrain_nodes,
+                        devices=request.pretrain_devices)
     return {"pretrain_key": plan.key, "pretrain": plan.config}, plan
 
 
@@ -365,6 +376,19 @@ def _check_pretrain_epochs(request: RunRequest, method) -> None:
         raise MedvlpError(f"--pretrain-epochs: method {method.name!r} has no pretraining")
     if request.checkpoint is not None:
         raise MedvlpError("--pretrain-epochs and --checkpoint exclude each other: the checkpoint's weights are used")
+
+
+def _check_pretrain_world(request: RunRequest, method) -> None:
+    """``--pretrain-nodes`` / ``--pretrain-devices`` need positive counts, a method that pretrains, and no
+    ``--checkpoint`` (they only select which stored pretraining the run uses)."""
+    if request.pretrain_nodes < 1 or request.pretrain_devices < 1:
+        raise MedvlpError(f"--pretrain-nodes and --pretrain-devices must be at least 1, not "
+                          f"{request.pretrain_nodes} and {request.pretrain_devices}")
+    if method.pretrain is None:
+        raise MedvlpError(f"--pretrain-nodes/--pretrain-devices: method {method.name!r} has no pretraining")
+    if request.checkpoint is not None:
+        raise MedvlpError("--pretrain-nodes/--pretrain-devices and --checkpoint exclude each other: the checkpoint's "
+                          "weights are used")
 
 
 def _load_imagenet(registry: Registry, name: str, encoder) -> None:

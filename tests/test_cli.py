@@ -143,3 +143,35 @@ def test_a_misspelt_method_option_fails_before_any_work_naming_the_declared_one(
                  "--out", str(tmp_path / "out"), *TINY]) == 1
     assert "--method-option temprature" in capsys.readouterr().err
     assert not (tmp_path / "home").exists() and not (tmp_path / "out").exists()
+
+
+def test_a_pretraining_ended_by_sigterm_exits_as_terminated_and_resumes(tmp_path):
+    """Lightning ends a fit on SIGTERM (scancel, a SLURM requeue or time limit) with ``SystemExit`` (status 0);
+    `pretrain` ends as terminated by the signal instead, without a final model, so a sweep reruns it (and SLURM's
+    afterok does not start its cells), leaving its last epoch's checkpoint for ``--resume``."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import torch
+
+    home = tmp_path / "home"
+    command = [sys.executable, "-m", "medvlp_bench.cli", "pretrain", "--method", "convirt", "--epochs", "300",
+               "--accelerator", "cpu", "--data", "synthetic", "--synthetic-scale", "0.05", "--out",
+               str(tmp_path / "model"), "--resume"]
+    environment = {**os.environ, "MEDVLP_HOME": str(home), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    last = tmp_path / "model" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while not last.is_file() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert process.poll() is None, process.communicate()[1][-2000:]
+    time.sleep(1.0)  # a few more epochs
+    process.send_signal(signal.SIGTERM)
+    _, error = process.communicate(timeout=120)
+    assert process.returncode == -signal.SIGTERM, error[-2000:]
+    assert "stopped by SIGTERM" in error and not (tmp_path / "model" / "model.ckpt").exists()
+    stopped_at = torch.load(last, weights_only=False)["epoch"]
+    assert 0 <= stopped_at < 299

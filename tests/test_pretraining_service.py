@@ -1,9 +1,11 @@
 """Pretraining requests: the config that identifies a model (the method's profile, its declared options, overrides),
-option validation, the weights plan of a run on real data without a checkpoint, and resuming a killed pretraining."""
+option validation, the weights plan of a run on real data without a checkpoint, resuming a killed pretraining, which
+pretrainings a run may train itself, and the lock that only the first process of a DDP pretraining takes."""
 
 from __future__ import annotations
 
 import json
+import threading
 
 import lightning as L
 import pandas as pd
@@ -13,8 +15,12 @@ import torch
 from medvlp_bench.errors import MedvlpError, WeightsNotFoundError
 from medvlp_bench.pretraining.fit import fit_pretraining
 from medvlp_bench.pretraining.model_store import LAST_CHECKPOINT
+from medvlp_bench.cli import build_parser, pretrain_request
+from medvlp_bench.data.build_once import exclusive_lock
+from medvlp_bench.pretraining.ranks import RANK_VARIABLES
 from medvlp_bench.pretraining.service import (
     PretrainRequest,
+    checkpoint_for_run,
     execute,
     plan_for_run,
     plan_pretraining,
@@ -120,11 +126,12 @@ class TinyData(L.LightningDataModule):
         return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(4, 1)), batch_size=2)
 
 
-def _tiny_registry(kill_after_epochs=None) -> Registry:
-    """A registry with a method whose pretraining is :class:`EpochCounter` on a 2-row corpus; with
-    ``kill_after_epochs`` the run stops after that many epochs without writing the final model (a killed run)."""
+def _tiny_registry(kill_after_epochs=None, pretrain=None) -> Registry:
+    """A registry with a method whose pretraining is :class:`EpochCounter` on a 2-row corpus (or ``pretrain``);
+    with ``kill_after_epochs`` the run stops after that many epochs without writing the final model (a killed run).
+    Its profiles: ``synthetic`` and ``real`` alike (encoder ``tiny``, no text encoder, 3 epochs, batch 2)."""
 
-    def pretrain(context):
+    def counting(context):
         module = EpochCounter(context.out_dir / "epochs.txt")
         if kill_after_epochs is None:
             return fit_pretraining(module, TinyData(), out_dir=context.out_dir, trainer_settings=context.trainer,
@@ -139,10 +146,11 @@ def _tiny_registry(kill_after_epochs=None) -> Registry:
                           "source_row": [2, 3], "text": ["one", "two"]})
     corpus = DatasetSpec(name="pairs", title="", citation="", url="", folder="pairs", check=lambda folder: [],
                          load_corpus=lambda folder: SplitTables(table, table, table.iloc[:0]))
-    image_only = {"synthetic": PretrainingProfile("tiny", None, max_epochs=3, batch_size=2)}
+    image_only = {source: PretrainingProfile("tiny", None, max_epochs=3, batch_size=2)
+                  for source in ("synthetic", "real")}
     registry = Registry()
     origin = Origin("tiny-plugins", "1.0", "tests")
-    registry.add("method", method(image_only, (), pretrain), origin)
+    registry.add("method", method(image_only, (), pretrain or counting), origin)
     registry.add("dataset", corpus, origin)
     from medvlp_bench.specs import ImageEncoderSpec
 
@@ -165,3 +173,95 @@ def test_an_interrupted_pretraining_resumes_from_its_last_epoch(tmp_path, monkey
     assert torch.load(final, weights_only=True)["epoch"] == 3  # epochs finished
     assert json.loads((plan.out_dir / "config.json").read_text())["plugins"]["method"] == {
         "name": "fake", "distribution": "tiny-plugins", "version": "1.0"}
+
+
+def _recording_registry(calls: list) -> Registry:
+    """The tiny registry with a pretraining that only records its call and returns its final checkpoint path."""
+
+    def pretrain(context):
+        calls.append(context.trainer)
+        return context.out_dir / "model.ckpt"
+
+    return _tiny_registry(pretrain=pretrain)
+
+
+@pytest.mark.parametrize("environment", [
+    {"SLURM_PROCID": "1", "SLURM_LOCALID": "1", "SLURM_NTASKS": "2"},  # srun: task 1 of a DDP job
+    {"SLURM_PROCID": "2", "SLURM_LOCALID": "0", "SLURM_NTASKS": "4"},  # srun: first task of the second node
+    {"LOCAL_RANK": "1", "NODE_RANK": "0"},  # started by Lightning's launcher
+    {"RANK": "3"},  # torchrun
+])
+def test_other_processes_of_a_ddp_pretraining_train_without_the_lock_or_writing_the_config(
+        tmp_path, monkeypatch, environment):
+    monkeypatch.setenv("MEDVLP_HOME", str(tmp_path))
+    for name in RANK_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    calls: list = []
+    registry = _recording_registry(calls)
+    plan = plan_pretraining(registry, PretrainRequest(method="fake", corpus_folder=tmp_path / "pairs", devices=2,
+                                                      strategy="ddp", resume=True))
+    with exclusive_lock(plan.out_dir.parent / f".{plan.out_dir.name}.lock"):  # as rank 0 holds it
+        assert execute(registry, plan) == plan.out_dir / "model.ckpt"
+    assert len(calls) == 1 and calls[0]["devices"] == 2 and calls[0]["strategy"] == "ddp"
+    assert not (plan.out_dir / "config.json").exists()
+
+
+def test_the_first_process_waits_for_the_lock_and_writes_the_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDVLP_HOME", str(tmp_path))
+    for name in RANK_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SLURM_PROCID", "0")
+    calls: list = []
+    registry = _recording_registry(calls)
+    plan = plan_pretraining(registry, PretrainRequest(method="fake", corpus_folder=tmp_path / "pairs", devices=2,
+                                                      resume=True))
+    worker = threading.Thread(target=execute, args=(registry, plan), daemon=True)
+    with exclusive_lock(plan.out_dir.parent / f".{plan.out_dir.name}.lock"):
+        worker.start()
+        worker.join(1.0)
+        assert worker.is_alive() and calls == []  # waits for the holder
+    worker.join(30)
+    assert not worker.is_alive() and len(calls) == 1
+    assert json.loads((plan.out_dir / "config.json").read_text())["global_batch_size"] == 2 * 2
+
+
+@pytest.mark.parametrize("source, devices, why", [
+    ("real", 1, "on real data"),
+    ("synthetic", 2, "with 4 processes"),
+])
+def test_a_run_only_looks_up_real_data_and_multi_process_pretrainings(tmp_path, monkeypatch, source, devices, why):
+    """A run trains a single-process synthetic pretraining on first use, never one on real data or of several
+    processes: it finds that one in the model store, or says which pretrain command makes it (that command plans
+    the same key)."""
+    monkeypatch.setenv("MEDVLP_HOME", str(tmp_path))
+    calls: list = []
+    registry = _recording_registry(calls)
+    spec = registry.get("method", "fake")
+    plan = plan_for_run(registry, spec, data_source=source, corpus_folder=tmp_path / "pairs",
+                        synthetic={"seed": 0} if source == "synthetic" else None, image_encoder="tiny",
+                        max_epochs=2, options={}, num_nodes=2, devices=devices)
+    assert plan.config["data_source"] == source and plan.config["global_batch_size"] == 2 * 2 * devices
+    with pytest.raises(WeightsNotFoundError, match=f"{why} .*never trains it itself") as error:
+        checkpoint_for_run(registry, plan)
+    assert calls == []
+    command = str(error.value).split(": ", 2)[-1].split()
+    assert command[:2] == ["medvlp-bench", "pretrain"] and "--epochs" in command
+    assert command[command.index("--num-nodes"):command.index("--strategy")] == ["--num-nodes", "2", "--devices",
+                                                                                 str(devices)]
+    if source == "real":  # the synthetic command would generate the synthetic default; the real one is checked
+        args = build_parser().parse_args(command[1:])
+        assert plan_pretraining(registry, pretrain_request(args, registry)).key == plan.key
+    plan.out_dir.mkdir(parents=True)
+    (plan.out_dir / "model.ckpt").write_bytes(b"stored")
+    assert checkpoint_for_run(registry, plan) == plan.out_dir / "model.ckpt" and calls == []
+
+
+def test_a_run_trains_a_single_process_synthetic_pretraining_itself(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDVLP_HOME", str(tmp_path))
+    calls: list = []
+    registry = _recording_registry(calls)
+    plan = plan_for_run(registry, registry.get("method", "fake"), data_source="synthetic",
+                        corpus_folder=tmp_path / "pairs", synthetic={"seed": 0}, image_encoder="tiny")
+    assert checkpoint_for_run(registry, plan) == plan.out_dir / "model.ckpt" and len(calls) == 1

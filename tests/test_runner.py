@@ -52,6 +52,9 @@ def test_missing_checkpoint_file_is_reported(registry, tmp_path):
         ({"pretrain_epochs": 0}, "at least 1"),
         ({"method": "random", "pretrain_epochs": 12}, "'random' has no pretraining"),
         ({"pretrain_epochs": 12, "checkpoint": "model.ckpt"}, "exclude each other"),
+        ({"pretrain_nodes": 0}, "--pretrain-nodes and --pretrain-devices must be at least 1"),
+        ({"method": "random", "pretrain_devices": 2}, "'random' has no pretraining"),
+        ({"pretrain_devices": 2, "checkpoint": "model.ckpt"}, "exclude each other"),
     ],
 )
 def test_pretrain_epochs_is_checked_before_anything_runs(registry, tmp_path, changes, message):

@@ -1,5 +1,6 @@
-"""The local executor (slots, dependencies, contained failures, job locks), the progress view and the failed-cells
-file, with stand-in jobs (short Python commands) instead of real runs."""
+"""The local executor (slots, dependencies, contained failures, job locks, multi-process jobs), the SLURM job
+parameters, the progress view and the failed-cells file, with stand-in jobs (short Python commands) instead of
+real runs."""
 
 from __future__ import annotations
 
@@ -7,9 +8,15 @@ import io
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
+import pytest
+
+from medvlp_bench.errors import MedvlpError
 from medvlp_bench.sweeps.jobs import Job, JobResult
-from medvlp_bench.sweeps.local_executor import LocalExecutor, run_logged, slot_environments
+from medvlp_bench.sweeps.local_executor import LocalExecutor, job_environment, run_logged, slot_environments
+from medvlp_bench.sweeps.slurm_executor import rank_log, sbatch_parameters
+from medvlp_bench.sweeps.suite import Resources
 from medvlp_bench.sweeps.progress import Progress
 from medvlp_bench.sweeps.summary import read_failed, update_failed
 
@@ -24,6 +31,48 @@ def test_cores_are_split_between_cpu_workers_and_gpus_get_one_worker_each():
     gpus = slot_environments(8, ["2", "5"], cores=16)
     assert [slot["CUDA_VISIBLE_DEVICES"] for slot in gpus] == ["2", "5"]
     assert {slot["OMP_NUM_THREADS"] for slot in gpus} == {"8"}
+
+
+def test_a_multi_process_job_gets_the_gpus_and_cores_of_as_many_slots():
+    cpu = slot_environments(4, [], cores=8)
+    assert job_environment(cpu[:2], 2) == {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
+    assert job_environment(cpu[:1], 3) == {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # at least 1 each
+    gpus = slot_environments(8, ["2", "5", "7"], cores=12)
+    assert job_environment(gpus[:2], 2) == {"OMP_NUM_THREADS": "4", "MKL_NUM_THREADS": "4",
+                                            "CUDA_VISIBLE_DEVICES": "2,5"}
+    assert job_environment(gpus[2:], 1) == gpus[2]
+
+
+def test_the_local_executor_runs_a_ddp_job_on_several_gpu_slots_and_refuses_more_processes_than_gpus(tmp_path):
+    show = "import os; print(os.environ['CUDA_VISIBLE_DEVICES'])"
+    jobs = [replace(_job(tmp_path, "pre", show, kind="pretrain"), processes=2),
+            _job(tmp_path, "cell", show, after="pre")]
+    with Progress(1, 1, 3, stream=io.StringIO()) as progress:
+        results = LocalExecutor(1, gpus=["0", "1", "2"]).run(jobs, progress)
+    assert all(result.ok for result in results)
+    shown = (tmp_path / "logs" / "pre.log").read_text().splitlines()[1]
+    assert len(set(shown.split(","))) == 2 and set(shown.split(",")) <= {"0", "1", "2"}
+    assert (tmp_path / "logs" / "cell.log").read_text().splitlines()[1] in {"0", "1", "2"}
+    with pytest.raises(MedvlpError, match="pre starts 4 processes, one per GPU, but this machine shows 3 GPU"):
+        LocalExecutor(1, gpus=["0", "1", "2"]).run([replace(jobs[0], processes=4)], progress)
+
+
+def test_sbatch_parameters_of_cells_and_of_a_distributed_pretraining():
+    cell = sbatch_parameters(Resources(cpus=4, gpus=1, mem=8, time=30, partition="gpu"))
+    assert (cell["nodes"], cell["ntasks_per_node"], cell["cpus_per_task"], cell["gpus_per_node"]) == (1, 1, 4, 1)
+    assert cell["mem"] == "8192M" and cell["time"] == 30 and cell["partition"] == "gpu"
+    pretraining = Resources(nodes=4, gpus=8, cpus=6, account="lab")
+    ddp = sbatch_parameters(pretraining, distributed=True)
+    assert (ddp["nodes"], ddp["ntasks_per_node"], ddp["gpus_per_node"], ddp["cpus_per_task"]) == (4, 8, 8, 6)
+    assert ddp["account"] == "lab"
+    cpu = sbatch_parameters(Resources(nodes=2, devices=3), distributed=True)
+    assert (cpu["nodes"], cpu["ntasks_per_node"], cpu["cpus_per_task"]) == (2, 3, 1) and "gpus_per_node" not in cpu
+    assert sbatch_parameters(Resources(gpus=8))["ntasks_per_node"] == 1  # a cell is one task, whatever its GPUs
+
+
+def test_other_ranks_log_beside_the_job_log(tmp_path):
+    logs = tmp_path / "logs"
+    assert rank_log(logs / "pretrain__mgca__abc.log", 3) == logs / "pretrain__mgca__abc.rank3.log"
 
 
 def test_failures_stay_in_their_job_and_dependents_of_a_failed_pretraining_do_not_start(tmp_path):

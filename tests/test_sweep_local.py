@@ -1,18 +1,30 @@
 """``medvlp-bench sweep`` with the local executor, end to end at a tiny synthetic scale: cells run in their own
 processes, a failing cell is contained and reported, a rerun (also after kill -9 of the sweep) runs only what is
-missing, and every cell ends with exactly one record."""
+missing, and every cell ends with exactly one record; a pretraining with two processes runs as DDP under
+Lightning's own launcher."""
 
 from __future__ import annotations
 
+import io
 import json
+import math
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import torch
+
 from medvlp_bench.records import load_records
+from medvlp_bench.registry import load_registry
+from medvlp_bench.sweeps.local_executor import LocalExecutor
+from medvlp_bench.sweeps.planning import plan_suite
+from medvlp_bench.sweeps.progress import Progress
+from medvlp_bench.sweeps.suite import load_suite
+from medvlp_bench.sweeps.sweep import build_jobs
 
 SUITE = """\
 name: local-test
@@ -92,3 +104,31 @@ def test_rerun_after_kill_9_of_the_sweep_finishes_only_the_rest(tmp_path):
     assert not [p for p in (out / "records").iterdir() if p.name.startswith(".")]
     nothing = _sweep(suite, "--out", out)
     assert nothing.returncode == 0 and "done: 2   to run: 0" in nothing.stdout
+
+
+def test_a_two_process_pretraining_runs_under_lightnings_launcher_into_the_planned_key(tmp_path, fresh_home):
+    """resources.pretraining {devices: 2} on this machine: the pretraining job (alone here; its cells are the
+    other tests' business) runs `pretrain --devices 2 --strategy ddp` on two CPU slots, Lightning starts the second
+    process, and the model lands under the key the cells planned, trained with world size 2 (global batch, and
+    the optimiser steps of one epoch over half the pairs per process). A home of its own, so no other test has
+    stored that pretraining."""
+    suite_path = tmp_path / "suite.yaml"
+    suite_path.write_text(SUITE.format(seeds="[0]", extra="  convirt: {pretrain: {epochs: 1}}\n")
+                          .replace("scale: 0.05", "scale: 0.12")
+                          + "resources:\n  pretraining: {devices: 2}\n")
+    plan = plan_suite(load_registry(), load_suite(suite_path), tmp_path / "sweep")
+    [job] = [job for job in build_jobs(plan, set()) if job.kind == "pretrain"]
+    assert job.processes == 2 and "--devices 2 --strategy ddp" in " ".join(job.command)
+    with Progress(0, 1, 2, stream=io.StringIO()) as progress:
+        [result] = LocalExecutor(2, gpus=[]).run([job], progress)
+    log = job.log.read_text()
+    assert result.ok, log[-3000:]
+    pairs = int(re.search(r"(\d+) pairs, 2 processes\)", log).group(1))
+    [pretraining] = plan.pretrain_jobs
+    config = json.loads((pretraining.out_dir / "config.json").read_text())
+    assert config["config_key"] == pretraining.key and (pretraining.out_dir / "model.ckpt").is_file()
+    batch = config["batch_size_per_device"]
+    assert config["global_batch_size"] == 2 * batch and math.ceil(pairs / 2) // batch != pairs // batch
+    last = torch.load(pretraining.out_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    assert last["global_step"] == math.ceil(pairs / 2) // batch
+    assert log.count("pretrained convirt:") == 1  # the second process prints nothing of its own

@@ -103,8 +103,34 @@ def test_resources_are_read_per_group(tmp_path):
     resources = load_suite(_write(tmp_path, text)).resources
     assert resources["cells"].partition == "gpu" and resources["cells"].time == 30 and resources["cells"].mem == 8.0
     assert resources["pretraining"].nodes == 2
-    with pytest.raises(SuiteError, match="resources.cells.nodes: cells run on one node"):
+    with pytest.raises(SuiteError, match="resources.cells.nodes: cells run as one process on one node"):
         load_suite(_write(tmp_path, MINIMAL + "resources:\n  cells: {nodes: 2}\n"))
+
+
+@pytest.mark.parametrize("pretraining, nodes, per_node, world", [
+    ("{nodes: 2, devices: 3}", 2, 3, 6),  # CPU cluster: processes per node named
+    ("{nodes: 4, gpus: 8}", 4, 8, 32),  # GPU cluster: one process per GPU
+    ("{nodes: 2, gpus: 4, devices: 4}", 2, 4, 8),
+    ("{cpus: 4}", 1, 1, 1),  # a single process
+])
+def test_pretraining_world_size_from_nodes_devices_and_gpus(tmp_path, pretraining, nodes, per_node, world):
+    resources = load_suite(_write(tmp_path, MINIMAL + f"resources:\n  pretraining: {pretraining}\n")).resources
+    got = resources["pretraining"]
+    assert (got.nodes, got.processes_per_node, got.world_size) == (nodes, per_node, world)
+
+
+@pytest.mark.parametrize("resources, line, key, words", [
+    ("  cells: {devices: 2}", 15, "resources.cells.devices", "cells run as one process"),
+    ("  pretraining: {nodes: 2,\n    devices: 0}", 16, "resources.pretraining.devices", "positive integer"),
+    ("  pretraining: {gpus: 4,\n    devices: 2}", 16, "resources.pretraining.devices", "devices must equal gpus (4)"),
+    ("  pretraining: {node: 2}", 15, "resources.pretraining.node", "did you mean 'nodes'"),
+])
+def test_pretraining_resource_errors_name_file_line_and_key(tmp_path, resources, line, key, words):
+    path = _write(tmp_path, MINIMAL + "resources:\n" + resources + "\n")
+    with pytest.raises(SuiteError) as error:
+        load_suite(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}:{line}: {key}: ") and words in message, message
 
 
 def test_shipped_suites_parse(repo_root, monkeypatch):
@@ -117,6 +143,7 @@ def test_shipped_suites_parse(repo_root, monkeypatch):
     assert len(paper.cells()) == 5 * 7 * 3 * 3 and paper.encoder == "resnet50"
     assert paper.methods["mgca"].checkpoint == Path("/models/mgca_resnet_50.ckpt")
     assert paper.data.root == Path("/data/cxr") and set(paper.published) == set(paper.methods)
+    assert paper.resources["pretraining"].world_size == 2 * 4
 
 
 def test_readme_suite_is_exactly_the_cells_of_the_readme_records(repo_root):

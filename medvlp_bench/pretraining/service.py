@@ -6,7 +6,8 @@ Used by ``medvlp-bench pretrain`` and by the runner when a method needs weights 
 
 from __future__ import annotations
 
-import os
+import json
+import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from medvlp_bench.pretraining.model_store import (
     stored_checkpoint,
     write_config,
 )
+from medvlp_bench.pretraining.ranks import is_first_process
 from medvlp_bench.registry import Registry
 from medvlp_bench.specs import DatasetSpec, MethodSpec, PretrainContext, PretrainingProfile, SplitTables
 
@@ -50,6 +52,11 @@ class PretrainRequest:
     resume: bool = False
     options: dict[str, Any] = field(default_factory=dict)
     out_dir: Optional[Path] = None
+
+    @property
+    def world_size(self) -> int:
+        """Processes of the pretraining: ``devices x num_nodes`` (one per device)."""
+        return self.devices * self.num_nodes
 
 
 def profile_of(method: MethodSpec, data_source: str) -> PretrainingProfile:
@@ -172,27 +179,31 @@ def execute(registry: Registry, plan: PretrainPlan) -> Path:
     """Train (or resume) a planned job and return its final checkpoint; a stored one is reused unless resuming.
 
     Runs under an exclusive lock on the output folder, so parallel runs that need the same model train it once.
-    The worker processes that Lightning's DDP launcher starts (``LOCAL_RANK`` > 0) re-enter here while the main
-    process holds the lock; they train without taking it.
+    In a multi-process (DDP) pretraining only the first process (:func:`~medvlp_bench.pretraining.ranks.
+    is_first_process`) takes the lock and writes ``config.json``: the others (started by Lightning's launcher, or
+    by ``srun`` as SLURM tasks) go straight to training, where the first one waits for them at the DDP rendezvous
+    (a lock taken by every rank would keep rank 1 waiting for rank 0, and rank 0 waiting for rank 1 in DDP).
     """
     out_dir = plan.out_dir
-    if os.environ.get("LOCAL_RANK", "0") != "0":
-        return _train(registry, plan, out_dir)
+    if not is_first_process():
+        return _train(registry, plan, out_dir, first=False)
     with exclusive_lock(out_dir.parent / f".{out_dir.name}.lock"):
-        return _train(registry, plan, out_dir)
+        return _train(registry, plan, out_dir, first=True)
 
 
-def _train(registry: Registry, plan: PretrainPlan, out_dir: Path) -> Path:
+def _train(registry: Registry, plan: PretrainPlan, out_dir: Path, *, first: bool) -> Path:
     config, request = plan.config, plan.request
     stored = stored_checkpoint(plan.method.name, plan.key)
     if stored is not None and request.out_dir is None and not request.resume:
         return stored
     interrupted = request.out_dir is None and (out_dir / LAST_CHECKPOINT).is_file()
-    write_config(out_dir, {**config, "config_key": plan.key})
-    encoders = " + ".join(name for name in (config["image_encoder"], config["text_encoder"]) if name)
-    action = "resuming the interrupted pretraining of" if interrupted else "pretraining"
-    print(f"medvlp-bench: {action} {plan.method.name} ({encoders}, {config['max_epochs']} epochs, "
-          f"{len(plan.corpus.train)} pairs) into {out_dir}", file=sys.stderr)
+    if first:
+        write_config(out_dir, {**config, "config_key": plan.key})
+        encoders = " + ".join(name for name in (config["image_encoder"], config["text_encoder"]) if name)
+        action = "resuming the interrupted pretraining of" if interrupted else "pretraining"
+        processes = f", {request.world_size} processes" if request.world_size > 1 else ""
+        print(f"medvlp-bench: {action} {plan.method.name} ({encoders}, {config['max_epochs']} epochs, "
+              f"{len(plan.corpus.train)} pairs{processes}) into {out_dir}", file=sys.stderr)
     context = PretrainContext(
         method=plan.method.name,
         corpus=plan.corpus,
@@ -222,28 +233,74 @@ def pretrain(registry: Registry, request: PretrainRequest) -> Path:
 def plan_for_run(
     registry: Registry, method: MethodSpec, *, data_source: str, corpus_folder: Optional[Path],
     synthetic: Optional[dict], image_encoder: str, max_epochs: Optional[int] = None,
-    options: Optional[Mapping[str, Any]] = None,
+    options: Optional[Mapping[str, Any]] = None, num_nodes: int = 1, devices: int = 1,
 ) -> PretrainPlan:
-    """The pretraining a run of ``method`` without ``--checkpoint`` relies on: the method's synthetic profile on
-    synthetic data (found in the model store, or trained and stored); on real data a clear error, since pretraining
-    on a real corpus takes days and must be asked for explicitly. ``max_epochs`` replaces the profile's epochs;
-    ``options`` (``run --method-option``) override the method's and the profile's option defaults."""
-    if data_source != "synthetic":
+    """The pretraining a run of ``method`` without ``--checkpoint`` relies on: the method's profile for the data
+    source with the run's image encoder. ``max_epochs`` replaces the profile's epochs; ``options`` (``run
+    --method-option``) override the method's and the profile's option defaults; ``num_nodes`` x ``devices`` is the
+    world size of the pretraining (its global batch, part of its key).
+
+    On synthetic data any such pretraining can be planned; on real data only one whose epochs are named
+    (``max_epochs``: a suite's ``pretrain: {epochs: N}``, ``run --pretrain-epochs N``), since pretraining on a real
+    corpus takes days and must be asked for explicitly; without them a clear error says how to get weights.
+    Whether a run may train the planned pretraining itself is :func:`checkpoint_for_run`'s question."""
+    if data_source != "synthetic" and max_epochs is None:
         raise WeightsNotFoundError(
             f"no weights for method {method.name!r} on real data. Pass --checkpoint PATH (e.g. the authors' released "
             f"checkpoint), or pretrain first: medvlp-bench pretrain --method {method.name} --data-root DIR "
-            f"(the real {method.corpus} corpus), then rerun with --checkpoint pointing at the printed model.ckpt."
+            f"(the real {method.corpus} corpus), then rerun with --checkpoint pointing at the printed model.ckpt "
+            f"(or with --pretrain-epochs N naming the pretraining's epochs, which finds it in the model store)."
         )
-    if "synthetic" not in method.pretraining_profiles:
+    if data_source not in method.pretraining_profiles:
         raise WeightsNotFoundError(
-            f"method {method.name!r} declares no synthetic pretraining profile, so a run cannot pretrain it on first "
-            f"use: pass --checkpoint PATH, made with medvlp-bench pretrain --method {method.name} --image-encoder "
-            f"NAME --text-encoder NAME --epochs N --batch-size N"
+            f"method {method.name!r} declares no {data_source} pretraining profile, so a run cannot plan its "
+            f"pretraining: pass --checkpoint PATH, made with medvlp-bench pretrain --method {method.name} "
+            f"--image-encoder NAME --text-encoder NAME --epochs N --batch-size N"
         )
-    request = PretrainRequest(method=method.name, data_source="synthetic", corpus_folder=corpus_folder,
-                              synthetic=synthetic, image_encoder=image_encoder, max_epochs=max_epochs,
-                              options=dict(options or {}))
+    request = PretrainRequest(method=method.name, data_source=data_source, corpus_folder=corpus_folder,
+                              synthetic=synthetic if data_source == "synthetic" else None,
+                              image_encoder=image_encoder, max_epochs=max_epochs, options=dict(options or {}),
+                              num_nodes=num_nodes, devices=devices)
     return plan_pretraining(registry, request)
+
+
+def checkpoint_for_run(registry: Registry, plan: PretrainPlan) -> Path:
+    """The final checkpoint of the pretraining a run relies on. A run trains it on first use only when it is a
+    single-process pretraining on synthetic data; a pretraining on real data (days) or of several processes
+    (DDP, under ``srun`` or Lightning's launcher) is only looked up in the model store, and when it is missing the
+    error gives the ``medvlp-bench pretrain`` command that makes it (a sweep runs that command first)."""
+    request = plan.request
+    if request.data_source == "synthetic" and request.world_size == 1:
+        return execute(registry, plan)
+    stored = stored_checkpoint(plan.method.name, plan.key)
+    if stored is not None:
+        return stored
+    why = "on real data" if request.data_source != "synthetic" else f"with {request.world_size} processes"
+    launch = (f" (SLURM: under srun --nodes {request.num_nodes} --ntasks-per-node {request.devices})"
+              if request.world_size > 1 else "")
+    raise WeightsNotFoundError(
+        f"the pretraining of method {plan.method.name!r} {why} (key {plan.key[:16]}) is not in the model store "
+        f"({plan.out_dir}), and a run never trains it itself. Make it first{launch}: {pretrain_command_line(plan)}"
+    )
+
+
+def pretrain_command_line(plan: PretrainPlan) -> str:
+    """The ``medvlp-bench pretrain`` command that trains exactly ``plan`` into the model store (its key)."""
+    request, config = plan.request, plan.config
+    words = ["medvlp-bench", "pretrain", "--method", plan.method.name, "--image-encoder", config["image_encoder"]]
+    if request.max_epochs is not None:
+        words += ["--epochs", str(request.max_epochs)]
+    for name, value in sorted(request.options.items()):
+        words += ["--option", f"{name}={json.dumps(value)}"]
+    if request.world_size > 1:
+        words += ["--num-nodes", str(request.num_nodes), "--devices", str(request.devices), "--strategy", "ddp"]
+    if request.data_source == "synthetic":
+        synthetic = request.synthetic or {}
+        words += ["--data", "synthetic", "--synthetic-seed", str(synthetic.get("seed", 0)),
+                  "--synthetic-scale", repr(synthetic.get("scale", 1.0))]
+    else:
+        words += ["--dataset-path", f"{config['corpus']}={request.corpus_folder}"]
+    return shlex.join(words) + " --resume"
 
 
 def synthetic_descriptor(seed: int, scale: float) -> dict:

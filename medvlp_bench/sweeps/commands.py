@@ -40,21 +40,26 @@ def run_command(request: RunRequest) -> list[str]:
         command += ["--option", f"{name}={json.dumps(value)}"]
     for name, value in sorted(request.method_options.items()):
         command += ["--method-option", f"{name}={json.dumps(value)}"]
+    if (request.pretrain_nodes, request.pretrain_devices) != (1, 1):
+        command += ["--pretrain-nodes", str(request.pretrain_nodes), "--pretrain-devices",
+                    str(request.pretrain_devices)]
     return command + _data_arguments(request)
 
 
-def pretrain_command(request: RunRequest, image_encoder: str, *, num_nodes: int = 1, devices: int = 1) -> list[str]:
+def pretrain_command(request: RunRequest, image_encoder: str) -> list[str]:
     """``medvlp-bench pretrain --resume`` for the pretraining that ``request`` relies on, into the model store
     (``--resume`` continues an interrupted one from its last epoch).
 
-    ``num_nodes`` and ``devices`` above 1 run it as Lightning DDP (one process per device, under ``srun`` on
-    SLURM); the global batch size then grows with them, which changes the pretraining's key (see the sweep docs).
+    ``request.pretrain_nodes`` x ``request.pretrain_devices`` above 1 runs it as Lightning DDP (``--num-nodes N
+    --devices D --strategy ddp``: one process per device, started by ``srun`` on SLURM, by Lightning's launcher
+    on one machine); the global batch then grows with them, which is part of the pretraining's key.
     """
     command = [*CLI, "pretrain", "--method", request.method, "--image-encoder", image_encoder, "--resume"]
     if request.pretrain_epochs is not None:
         command += ["--epochs", str(request.pretrain_epochs)]
     for name, value in sorted(request.method_options.items()):
         command += ["--option", f"{name}={json.dumps(value)}"]
-    if num_nodes > 1 or devices > 1:
-        command += ["--num-nodes", str(num_nodes), "--devices", str(devices), "--strategy", "ddp"]
+    if (request.pretrain_nodes, request.pretrain_devices) != (1, 1):
+        command += ["--num-nodes", str(request.pretrain_nodes), "--devices", str(request.pretrain_devices),
+                    "--strategy", "ddp"]
     return command + _data_arguments(request)

@@ -11,7 +11,9 @@ from typing import Optional
 class Job:
     """One process to run: a pretraining (``kind="pretrain"``) or a cell (``kind="cell"``).
 
-    ``after`` is the id of the job that must succeed first (a cell's pretraining), or ``None``.
+    ``after`` is the id of the job that must succeed first (a cell's pretraining), or ``None``; ``processes``: the
+    processes per node the command starts (a DDP pretraining: one per device), which the local executor gives as
+    many slots.
     """
 
     id: str
@@ -19,6 +21,7 @@ class Job:
     command: tuple[str, ...]
     log: Path
     after: Optional[str] = None
+    processes: int = 1
 
 
 @dataclass(frozen=True)

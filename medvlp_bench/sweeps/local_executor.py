@@ -8,6 +8,12 @@ Each job runs as its own process (a crash stays in its cell), its output appende
 exclusive ``flock`` on ``DIR/locks/<job id>.lock`` that the process inherits: when a sweep is killed, a job it
 started keeps its lock until it ends, so a second sweep waits for that job instead of running it twice.
 A job whose ``after`` job failed is not started (reason: the failed dependency).
+
+A job that starts several processes (a DDP pretraining with ``devices`` > 1: the same ``medvlp-bench pretrain``
+command, whose Lightning launcher starts the other processes) takes as many slots, up to all of them: their GPUs
+(``CUDA_VISIBLE_DEVICES`` = the slots' GPUs, comma-separated; more processes than GPUs is an error) or their
+cores, split between its processes. Slots are taken by one job at a time, so two such jobs never hold part of the
+slots each and wait for each other.
 """
 
 from __future__ import annotations
@@ -16,12 +22,14 @@ import fcntl
 import os
 import queue
 import subprocess
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional, Sequence
 
+from medvlp_bench.errors import MedvlpError
 from medvlp_bench.sweeps.jobs import Job, JobResult, exit_reason
 from medvlp_bench.sweeps.progress import Progress
 
@@ -56,6 +64,7 @@ class LocalExecutor:
         gpus = visible_gpus() if gpus is None else list(gpus)
         self.environments = slot_environments(workers, gpus)
         self.locks = locks
+        self._taking = threading.Lock()
 
     @property
     def slots(self) -> int:
@@ -63,6 +72,11 @@ class LocalExecutor:
 
     def run(self, jobs: Sequence[Job], progress: Progress) -> list[JobResult]:
         """Run ``jobs`` (each after its ``after`` job succeeded) and return how each ended, in ``jobs`` order."""
+        gpu_slots = any("CUDA_VISIBLE_DEVICES" in environment for environment in self.environments)
+        for job in jobs:
+            if gpu_slots and job.processes > self.slots:
+                raise MedvlpError(f"{job.id} starts {job.processes} processes, one per GPU, but this machine shows "
+                                  f"{self.slots} GPU(s) (CUDA_VISIBLE_DEVICES)")
         free: queue.SimpleQueue = queue.SimpleQueue()
         for environment in self.environments:
             free.put(environment)
@@ -96,14 +110,29 @@ class LocalExecutor:
         return [results[job.id] for job in jobs]
 
     def _run_one(self, job: Job, free: queue.SimpleQueue, progress: Progress) -> JobResult:
-        environment = free.get()
+        with self._taking:
+            taken = [free.get() for _ in range(min(job.processes, self.slots))]
         try:
             progress.started(job)
-            result = run_logged(job, {**os.environ, **environment}, self.locks)
+            result = run_logged(job, {**os.environ, **job_environment(taken, job.processes)}, self.locks)
             progress.finished(result)
             return result
         finally:
-            free.put(environment)
+            for environment in taken:
+                free.put(environment)
+
+
+def job_environment(slots: Sequence[dict[str, str]], processes: int) -> dict[str, str]:
+    """The environment overrides of a job holding ``slots`` that starts ``processes`` processes: the slots' GPUs,
+    and their threads split between the processes (at least 1 each)."""
+    if len(slots) == 1 and processes == 1:
+        return dict(slots[0])
+    threads = max(1, sum(int(slot["OMP_NUM_THREADS"]) for slot in slots) // processes)
+    merged = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    gpus = [slot["CUDA_VISIBLE_DEVICES"] for slot in slots if "CUDA_VISIBLE_DEVICES" in slot]
+    if gpus:
+        merged["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
+    return merged
 
 
 def run_logged(job: Job, environment: dict[str, str], locks: Optional[Path]) -> JobResult:

@@ -5,8 +5,12 @@ Each cell becomes a :class:`~medvlp_bench.runner.RunRequest` and is planned with
 on first use). A cell is *done* when a record with its config key exists in the sweep's records folder, else *to
 run*. The records folder is read once per sweep (:func:`record_index`: config key -> file) instead of once per cell:
 ``plan_run`` is given a request whose ``out_dir`` does not exist, so it looks nothing up, and the cell's own
-request (with the real records folder) is what its job runs. Cells whose weights come from a pretraining that is not in the model store yet share one
-:class:`PretrainJob` per pretraining key, which runs before them.
+request (with the real records folder) is what its job runs. Cells whose weights come from a pretraining that is
+not in the model store yet share one :class:`PretrainJob` per pretraining key, which runs before them. The
+pretraining is planned with the nodes and processes per node its job will run with (the suite's
+``resources.pretraining`` or the sweep's flags), so its key is the one the job's ``pretrain`` command writes; on
+real data the cells of a row with ``pretrain: {epochs: N}`` plan the method's real-data pretraining (the suite's
+explicit request for it), which the sweep runs first; their ``run`` commands only look it up.
 
 Plugin names are checked against the registry first, and every planning error names the suite file, the line and
 the key it comes from. Methods that need neither a checkpoint nor a pretraining (baselines) are asked for their
@@ -28,7 +32,7 @@ from medvlp_bench.records import read_record
 from medvlp_bench.registry import Registry
 from medvlp_bench.runner import RunPlan, RunRequest, check_protocol_options, plan_run
 from medvlp_bench.specs import MethodContext
-from medvlp_bench.sweeps.suite import Cell, Suite, Where
+from medvlp_bench.sweeps.suite import Cell, Resources, Suite, Where
 
 
 @dataclass
@@ -94,21 +98,32 @@ def record_index(folder: Path) -> dict[str, Path]:
     return index
 
 
-def cell_request(suite: Suite, cell: Cell, out_dir: Path, protocol: str) -> RunRequest:
-    """The runner request of one cell (``protocol``: the protocol of the cell's task, for its options)."""
+def cell_request(suite: Suite, cell: Cell, out_dir: Path, protocol: str,
+                 pretraining: Optional[Resources] = None) -> RunRequest:
+    """The runner request of one cell (``protocol``: the protocol of the cell's task, for its options).
+
+    ``pretraining``: the resources its pretraining runs with, when the cell's weights come from one (a row without
+    a checkpoint, of a method that pretrains): its nodes and processes per node go into the request, so the cell's
+    plan has the key of the pretraining the sweep runs (the global batch, part of that key, grows with them)."""
     data = suite.data
+    world = pretraining or Resources()
     return RunRequest(
         method=cell.entry.method, task=cell.task, pct=cell.pct, seed=cell.seed, out_dir=records_folder(out_dir),
         data_root=data.root, dataset_paths=dict(data.paths), synthetic=data.synthetic,
         synthetic_seed=data.synthetic_seed, synthetic_scale=data.synthetic_scale, encoder=suite.encoder,
         checkpoint=cell.entry.checkpoint, hparams=dict(suite.protocol_options.get(protocol, {})),
         pretrain_epochs=cell.entry.pretrain_epochs, method_options=dict(cell.entry.options),
+        pretrain_nodes=world.nodes, pretrain_devices=world.processes_per_node,
     )
 
 
-def plan_suite(registry: Registry, suite: Suite, out_dir: Path) -> SweepPlan:
-    """Plan every cell of ``suite`` against the records in ``out_dir`` (see the module docstring)."""
+def plan_suite(registry: Registry, suite: Suite, out_dir: Path,
+               pretraining: Optional[Resources] = None) -> SweepPlan:
+    """Plan every cell of ``suite`` against the records in ``out_dir`` (see the module docstring); ``pretraining``:
+    the resources the pretraining jobs run with (default: the suite's ``resources.pretraining``)."""
     check_names(registry, suite)
+    if pretraining is None:
+        pretraining = suite.resources.get("pretraining", Resources())
     cells = suite.cells()
     jobs: dict[str, PretrainJob] = {}
     planned = []
@@ -116,7 +131,9 @@ def plan_suite(registry: Registry, suite: Suite, out_dir: Path) -> SweepPlan:
     records = record_index(records_folder(out_dir))
     no_lookup = records_folder(out_dir) / ".no-lookup"  # never created: plan_run finds no record there
     for cell in cells:
-        request = cell_request(suite, cell, out_dir, registry.get("task", cell.task).protocol)
+        pretrains = cell.entry.checkpoint is None and registry.get("method", cell.entry.method).pretrain is not None
+        request = cell_request(suite, cell, out_dir, registry.get("task", cell.task).protocol,
+                               pretraining if pretrains else None)
         try:
             plan = plan_run(registry, replace(request, out_dir=no_lookup))
         except MedvlpError as error:

@@ -1,6 +1,11 @@
 """The SLURM executor: the sweep's jobs submitted through submitit, as job arrays, with dependencies.
 
-* Pretraining jobs are submitted first, one SLURM job each (``resources.pretraining`` of the suite). The cells that
+* Pretraining jobs are submitted first, one SLURM job each (``resources.pretraining`` of the suite, overridden by
+  the ``--pretrain-*`` flags). A pretraining with ``nodes`` x ``devices`` above 1 is one job of ``nodes`` nodes
+  and ``devices`` tasks per node (``--gpus-per-node`` = ``gpus``): submitit starts the task in every SLURM task
+  (``srun``), each runs the same ``medvlp-bench pretrain ... --num-nodes N --devices D --strategy ddp``, and
+  Lightning's SLURM environment gives the processes their ranks (``SLURM_PROCID``, ``SLURM_LOCALID``). Rank 0
+  writes the job's log and its status; rank ``k`` writes ``<log stem>.rank<k>.log``. The cells that
   need a pretraining form one job array per pretraining, submitted with ``--dependency=afterok:<its job>`` (and
   ``--kill-on-invalid-dep=yes``, so they are cancelled when it fails); the other cells form one more array. Array
   tasks get the cell resources (``resources.cells`` of the suite, overridden by the command-line flags:
@@ -10,9 +15,11 @@
 * Preemption and time limits: the task is a :class:`submitit.helpers.Checkpointable`, so submitit requeues it when
   SLURM signals it; the requeued cell skips if its record appeared meanwhile, and a pretraining resumes from its
   last epoch.
-* Waiting: a job is finished when submitit has written its result file, or when it has left the queue
-  (``squeue``) without one (cancelled, killed for time or memory); the queue is read with ``squeue``, not with
-  ``sacct``, which clusters without accounting storage (like the test cluster) do not have.
+* Waiting: a job is finished when submitit has written its result file (a failure only once the job has left
+  the queue: a job killed by ``scontrol requeue`` or a preemption leaves the result of its killed attempt and runs
+  again), or when it has left the queue (``squeue``) without one (cancelled, killed for time or memory); the queue
+  is read with ``squeue``, not with ``sacct``, which clusters without accounting storage (like the test cluster)
+  do not have.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import json
 import subprocess
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -38,8 +46,10 @@ POLL_SECONDS = 2.0
 
 
 class CommandTask(submitit.helpers.Checkpointable):
-    """A job's command run inside a SLURM task; raises when the command fails, so ``afterok`` dependents never run
-    after a failure. Writes ``<log>.status.json`` (return code, seconds) for the sweep to read the reason."""
+    """A job's command run inside a SLURM task (in each task of a multi-task job); raises when the command fails,
+    so ``afterok`` dependents never run after a failure. Rank 0 logs to the job's log and writes
+    ``<log>.status.json`` (return code, seconds) for the sweep to read the reason; rank ``k`` > 0 logs to
+    :func:`rank_log` and writes no status (the job's result is rank 0's)."""
 
     def __init__(self, job: Job):
         self.job = job
@@ -47,22 +57,33 @@ class CommandTask(submitit.helpers.Checkpointable):
     def __call__(self) -> float:
         import os
 
-        result = run_logged(self.job, dict(os.environ), None)
-        status = {"ok": result.ok, "reason": result.reason, "interrupted": result.interrupted,
-                  "seconds": result.seconds}
-        _status_path(self.job).write_text(json.dumps(status))
+        rank = submitit.JobEnvironment().global_rank
+        job = self.job if rank == 0 else replace(self.job, log=rank_log(self.job.log, rank))
+        result = run_logged(job, dict(os.environ), None)
+        if rank == 0:
+            status = {"ok": result.ok, "reason": result.reason, "interrupted": result.interrupted,
+                      "seconds": result.seconds}
+            _status_path(job).write_text(json.dumps(status))
         if not result.ok:
-            raise RuntimeError(f"{self.job.id}: {result.reason}; log: {self.job.log}")
+            raise RuntimeError(f"{job.id} (rank {rank}): {result.reason}; log: {job.log}")
         return result.seconds
+
+
+def rank_log(log: Path, rank: int) -> Path:
+    """The log of rank ``rank`` > 0 of a multi-task job: ``logs/<id>.log`` -> ``logs/<id>.rank<rank>.log``."""
+    return log.with_name(f"{log.stem}.rank{rank}{log.suffix}")
 
 
 def _status_path(job: Job) -> Path:
     return job.log.with_name(job.log.name + ".status.json")
 
 
-def sbatch_parameters(resources: Resources) -> dict:
-    """submitit ``SlurmExecutor`` parameters of one task with ``resources`` (``time`` minutes, ``mem`` GB)."""
-    parameters: dict = {"nodes": 1, "ntasks_per_node": 1, "cpus_per_task": resources.cpus or 1,
+def sbatch_parameters(resources: Resources, *, distributed: bool = False) -> dict:
+    """submitit ``SlurmExecutor`` parameters of a job with ``resources`` (``time`` minutes, ``mem`` GB per node,
+    ``cpus`` per task): one task on one node, or with ``distributed`` (a pretraining) ``resources.nodes`` nodes of
+    ``resources.processes_per_node`` tasks each, one per process of the DDP run."""
+    nodes, tasks = (resources.nodes, resources.processes_per_node) if distributed else (1, 1)
+    parameters: dict = {"nodes": nodes, "ntasks_per_node": tasks, "cpus_per_task": resources.cpus or 1,
                         "setup": ["export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1} "
                                   "MKL_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}"]}
     if resources.time is not None:
@@ -82,11 +103,6 @@ class SlurmExecutor:
     """Runs jobs on a SLURM cluster through submitit (see the module docstring)."""
 
     def __init__(self, folder: Path, cells: Resources, pretraining: Resources):
-        if pretraining.nodes > 1:
-            raise MedvlpError(
-                "resources.pretraining.nodes > 1: a sweep pretrains on one node. For a multi-node pretraining run "
-                "`medvlp-bench pretrain --num-nodes N --devices D --strategy ddp` under srun and give its model.ckpt "
-                "to the suite as the method's checkpoint")
         self.folder = Path(folder)
         self.cells, self.pretraining = cells, pretraining
 
@@ -94,9 +110,9 @@ class SlurmExecutor:
     def slots(self) -> int:
         return max(1, _idle_cpus() // max(1, self.cells.cpus or 1))
 
-    def _executor(self, resources: Resources, extra: Optional[dict] = None):
+    def _executor(self, resources: Resources, extra: Optional[dict] = None, *, distributed: bool = False):
         executor = submitit.SlurmExecutor(folder=self.folder / "%j", max_num_timeout=3)
-        executor.update_parameters(**sbatch_parameters(resources), job_name="medvlp-sweep",
+        executor.update_parameters(**sbatch_parameters(resources, distributed=distributed), job_name="medvlp-sweep",
                                    additional_parameters=extra or {})
         return executor
 
@@ -104,7 +120,7 @@ class SlurmExecutor:
         submitted: dict[str, object] = {}
         for job in jobs:
             if job.kind == "pretrain":
-                submitted[job.id] = self._executor(self.pretraining).submit(CommandTask(job))
+                submitted[job.id] = self._executor(self.pretraining, distributed=True).submit(CommandTask(job))
         groups: dict[Optional[str], list[Job]] = defaultdict(list)
         for job in jobs:
             if job.kind == "cell":
@@ -135,6 +151,8 @@ class SlurmExecutor:
                 result = None
                 if handle.paths.result_pickle.exists():
                     result = self._result(job, handle)
+                    if not result.ok and state is not None:  # e.g. killed by a requeue: it runs again
+                        result = None
                 elif state is None:
                     first = gone_since.setdefault(job.id, time.monotonic())
                     if time.monotonic() - first > GONE_GRACE_SECONDS:

@@ -18,7 +18,10 @@ A suite (see ``docs/sweeps.md`` for a full example) has these top-level keys:
 * ``baseline``: the row label the others are compared against; ``published``: method names of the published
   reference rows to show beside the results (real data only), or ``[]``;
 * ``resources``: ``{cells: {...}, pretraining: {...}}`` with ``partition``, ``account``, ``time`` (minutes),
-  ``cpus``, ``gpus``, ``mem`` (GB) and, for pretraining, ``nodes`` (SLURM; command-line flags override).
+  ``cpus`` (per process), ``gpus`` (per node), ``mem`` (GB per node) and, for pretraining only, ``nodes`` and
+  ``devices`` (processes per node, default: ``gpus``, or 1 without GPUs): a pretraining with ``nodes`` x ``devices``
+  above 1 runs as Lightning DDP (SLURM: ``srun``, one task per process; local: Lightning's own launcher) and is
+  another model than the single-process one (see ``docs/sweeps.md``). Command-line flags override both groups.
 
 :func:`load_suite` reads and validates the file; every error names the file, the key and the line
 (``suite.yaml:12: methods.mgca.pretrain.epochs: must be a positive integer, got 0``). Plugin names are checked
@@ -46,7 +49,7 @@ GRID_KEYS = ("methods", "tasks", "fractions", "seeds")
 DATA_KEYS = ("synthetic", "root", "paths")
 SYNTHETIC_KEYS = ("seed", "scale")
 RESOURCE_GROUPS = ("cells", "pretraining")
-RESOURCE_KEYS = ("partition", "account", "time", "cpus", "gpus", "mem", "nodes")
+RESOURCE_KEYS = ("partition", "account", "time", "cpus", "gpus", "mem", "nodes", "devices")
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _UNSET_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -104,7 +107,9 @@ class SuiteData:
 
 @dataclass(frozen=True)
 class Resources:
-    """What a SLURM job asks for; ``None`` leaves the cluster's default (``time`` minutes, ``mem`` GB)."""
+    """What a job asks for; ``None`` leaves the cluster's default (``time`` minutes, ``cpus`` per process,
+    ``gpus`` per node, ``mem`` GB per node). ``nodes`` and ``devices`` (processes per node; ``None``: one per GPU,
+    or 1 without GPUs) apply to pretraining only: cells run as one process."""
 
     partition: Optional[str] = None
     account: Optional[str] = None
@@ -113,6 +118,17 @@ class Resources:
     gpus: Optional[int] = None
     mem: Optional[float] = None
     nodes: int = 1
+    devices: Optional[int] = None
+
+    @property
+    def processes_per_node(self) -> int:
+        """``devices``, else ``gpus`` (one process per GPU), else 1."""
+        return self.devices or self.gpus or 1
+
+    @property
+    def world_size(self) -> int:
+        """Processes of the job in all: ``nodes x processes_per_node``."""
+        return self.nodes * self.processes_per_node
 
 
 @dataclass(frozen=True)
@@ -405,9 +421,14 @@ def _resources(reader: _Reader, node: yaml.Node) -> dict[str, Resources]:
                 values[name] = reader.string(item, item_key)
             elif name == "mem":
                 values[name] = reader.number(item, item_key)
-            elif name == "nodes" and group == "cells":
-                raise reader.where(item, item_key).error("cells run on one node; nodes applies to pretraining")
+            elif name in ("nodes", "devices") and group == "cells":
+                raise reader.where(item, item_key).error(
+                    f"cells run as one process on one node; {name} applies to pretraining")
             else:
                 values[name] = reader.integer(item, item_key, minimum=0 if name == "gpus" else 1)
+        if values.get("gpus") and values.get("devices") not in (None, values["gpus"]):
+            raise reader.where(fields["devices"][1], f"{key}.devices").error(
+                f"with GPUs a pretraining runs one process per GPU: devices must equal gpus ({values['gpus']}), "
+                f"got {values['devices']}")
         groups[group] = Resources(**values)
     return groups
