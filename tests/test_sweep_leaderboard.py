@@ -1,6 +1,6 @@
-"""The sweep's leaderboard (``DIR/leaderboard.md``): the suite's records only, and with the suite's ``baseline`` the
-differences, intervals and p-values of ``medvlp-bench leaderboard --baseline``, the suite label translated to its
-leaderboard row. Records are stand-ins with per-sample outputs, written under the planned cells' configs."""
+"""The sweep's leaderboard (``DIR/leaderboard.md``) and report (``DIR/report/``): the suite's records only, and with
+the suite's ``baseline`` the differences, intervals and p-values of ``medvlp-bench leaderboard --baseline``, the suite
+label translated to its leaderboard row. Records are stand-ins with per-sample outputs, written under the planned cells' configs."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from medvlp_bench.registry import load_registry
 from medvlp_bench.statistics.table_statistics import StatisticsRequest
 from medvlp_bench.sweeps.planning import plan_suite, records_folder
 from medvlp_bench.sweeps.suite import load_suite
-from medvlp_bench.sweeps.sweep import write_leaderboard
+from medvlp_bench.sweeps.sweep import write_results
 from stats_fixtures import auroc, classification_outputs
 from test_leaderboard import make_record
 
@@ -63,7 +63,7 @@ def test_the_baseline_row_gets_the_differences_of_leaderboard_baseline(tmp_path,
     write_record(make_record("convirt", "rsna_cls", 1.0, 0, 0.9, data_source="synthetic"),
                  records_folder(plan.out_dir))  # not a cell of this suite: left out
     stream = io.StringIO()
-    path = write_leaderboard(plan, plan.out_dir, stream)
+    path, report = write_results(plan, plan.out_dir, stream)
     pairs = [(file, record) for file, record in load_record_files(records_folder(plan.out_dir))
              if record.method != "convirt"]
     expected = build_leaderboard([record for _, record in pairs], None, "md", files=[file for file, _ in pairs],
@@ -71,12 +71,16 @@ def test_the_baseline_row_gets_the_differences_of_leaderboard_baseline(tmp_path,
     text = path.read_text()
     assert text == expected and stream.getvalue() == ""
     assert "Baseline random" in text and "p=" in text and "convirt" not in text
+    page = report.read_text()
+    assert report == plan.out_dir / "report" / "report.md" and "## Differences to random" in page
+    assert "convirt" not in page and (report.parent / "figures" / "delta_heatmap.png").is_file()
 
 
 def test_without_baseline_records_the_table_is_written_without_differences(tmp_path, registry):
     plan = _plan(tmp_path, registry)
     _write_records(plan, {"mgca"})
     stream = io.StringIO()
-    text = write_leaderboard(plan, plan.out_dir, stream).read_text()
-    assert "p=" not in text and "mgca" in text
+    leaderboard, report = write_results(plan, plan.out_dir, stream)
+    text = leaderboard.read_text()
+    assert "p=" not in text and "mgca" in text and "## Differences to" not in report.read_text()
     assert "without differences to the baseline: the baseline 'base' has no record yet" in stream.getvalue()

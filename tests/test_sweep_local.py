@@ -68,6 +68,7 @@ def test_sweep_runs_cells_contains_a_failure_and_resumes(tmp_path):
     assert sorted((r.method, r.seed) for r in records) == [("random", 0), ("random", 1)]
     assert (out / "logs" / "random__rsna_cls__pct1__seed0.log").read_text().count("exit status 0") == 1
     assert "random" in (out / "leaderboard.md").read_text()
+    assert "random" in (out / "report" / "report.md").read_text() and f"report: {out / 'report'}" in first.stdout
     assert "sweep: cells 4/4 finished (2 done, 2 failed)" in first.stderr
     assert set(json.loads((out / "failed.json").read_text())) == {"broken__rsna_cls__pct1__seed0",
                                                                   "broken__rsna_cls__pct1__seed1"}

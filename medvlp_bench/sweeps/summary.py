@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Iterable, Optional, TextIO
+from typing import Iterable, Sequence, TextIO
 
 from medvlp_bench.sweeps.jobs import JobResult
 
@@ -40,8 +40,9 @@ def update_failed(out_dir: Path, results: Iterable[JobResult]) -> dict[str, dict
 
 
 def print_summary(results: list[JobResult], skipped: int, skipped_failed: dict[str, dict], stream: TextIO,
-                  leaderboard: Optional[Path]) -> None:
-    """Done (ran now and already there), skipped, failed (with the log to read) and where the leaderboard is."""
+                  written: Sequence[Path] = ()) -> None:
+    """Done (ran now and already there), skipped, failed (with the log to read) and the results ``written``
+    (leaderboard, report)."""
     cells = [result for result in results if result.job.kind == "cell"]
     ran = sum(result.ok for result in cells)
     failed = [result for result in results if not result.ok]
@@ -52,5 +53,5 @@ def print_summary(results: list[JobResult], skipped: int, skipped_failed: dict[s
     for cell_id, entry in sorted(skipped_failed.items()):
         print(f"  not retried {cell_id} (failed before: {entry['reason']}; log: {entry['log']}; "
               "--retry-failed runs it again)", file=stream)
-    if leaderboard is not None:
-        print(f"leaderboard: {leaderboard}", file=stream)
+    for path in written:
+        print(f"{'report' if path.parent.name == 'report' else 'leaderboard'}: {path}", file=stream)

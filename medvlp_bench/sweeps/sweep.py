@@ -1,8 +1,9 @@
-"""``medvlp-bench sweep``: plan a suite, print the plan, run what is missing, summarise, write the leaderboard.
+"""``medvlp-bench sweep``: plan a suite, print the plan, run what is missing, summarise, write the leaderboard and
+report.
 
 The sweep folder ``DIR`` (``--out``, default ``results/<suite name>``) holds ``records/`` (one run record per
 cell), ``logs/<job id>.log`` (each job's output), ``locks/``, ``failed.json`` (see :mod:`.summary`),
-``slurm/`` (submitit's files, SLURM executor) and ``leaderboard.md``. Everything is found again from the records,
+``slurm/`` (submitit's files, SLURM executor), ``leaderboard.md`` and ``report/`` (``report.md`` and its figures). Everything is found again from the records,
 so the same command after an interruption runs only the cells without a record.
 """
 
@@ -100,12 +101,12 @@ def run_sweep(registry: Registry, options: SweepOptions, stream: Optional[TextIO
             results = executor.run(jobs, progress)
     update_failed(out_dir, results)
     try:
-        leaderboard, problem = write_leaderboard(plan, out_dir, stream), None
+        written, problem = write_results(plan, out_dir, stream), None
     except MedvlpError as error:  # e.g. a foreign or malformed record: the summary still says what ran
-        leaderboard, problem = None, error
-    print_summary(results, len(plan.done), skip, stream, leaderboard)
+        written, problem = [], error
+    print_summary(results, len(plan.done), skip, stream, written)
     if problem is not None:
-        print(f"leaderboard not written: {problem}", file=stream)
+        print(f"leaderboard and report not written: {problem}", file=stream)
     return 1 if skip or problem is not None or any(not result.ok for result in results) else 0
 
 
@@ -134,40 +135,51 @@ def _merge(resources: Resources, overrides: dict) -> Resources:
     return replace(resources, **{name: value for name, value in overrides.items() if value is not None})
 
 
-def write_leaderboard(plan: SweepPlan, out_dir: Path, stream: Optional[TextIO] = None) -> Optional[Path]:
-    """``DIR/leaderboard.md`` from the records of this suite's cells (published rows as the suite names them).
+def write_results(plan: SweepPlan, out_dir: Path, stream: Optional[TextIO] = None) -> list[Path]:
+    """``DIR/leaderboard.md`` and the report ``DIR/report/report.md`` (with its figures, as ``medvlp-bench report``
+    writes it) from the records of this suite's cells; returns the files written (none while no cell has a record).
 
     With the suite's ``baseline``, every other cell shows its difference to the baseline row's cell in the same
     column, with the paired bootstrap interval and the corrected p-value, exactly as ``medvlp-bench leaderboard
-    --baseline ROW`` (default statistics settings); while the baseline row has no record yet the table is written
-    without differences and a line on ``stream`` says why."""
-    from medvlp_bench.leaderboard import build_leaderboard
+    --baseline ROW`` (default statistics settings); while the baseline row has no record yet the results are written
+    without differences and a line on ``stream`` says why. Published rows are shown as the suite names them."""
     from medvlp_bench.records import load_record_files
+    from medvlp_bench.report import write_report
     from medvlp_bench.statistics.table_statistics import StatisticsRequest
 
     folder = records_folder(out_dir)
     if not folder.is_dir():
-        return None
+        return []
     keys = {item.plan.key for item in plan.cells}
     pairs = [(path, record) for path, record in load_record_files(folder) if record.config_key in keys]
     if not pairs:
-        return None
+        return []
     files, records = [path for path, _ in pairs], [record for _, record in pairs]
+    statistics = StatisticsRequest()
+    if plan.suite.baseline is not None:
+        row, problem = baseline_row(plan, records, files)
+        if row is not None:
+            statistics = StatisticsRequest(baseline=row)
+        elif stream is not None:
+            print(f"results without differences to the baseline: {problem}", file=stream)
+    leaderboard = write_leaderboard(plan, Path(out_dir), records, files, statistics)
+    report = write_report(records, files, Path(out_dir) / "report", statistics, runs_folder=folder)
+    return [leaderboard, report]
+
+
+def write_leaderboard(plan: SweepPlan, out_dir: Path, records: list, files: list, statistics) -> Path:
+    """``DIR/leaderboard.md`` of ``records`` with ``statistics`` (a baseline, or none)."""
+    from medvlp_bench.leaderboard import build_leaderboard
+
     reported = None
     if plan.suite.published:
         from medvlp_bench.reported import load_reported
 
         reported = load_reported()
         reported = reported[reported["method"].isin(plan.suite.published)]
-    statistics = None
-    if plan.suite.baseline is not None:
-        row, problem = baseline_row(plan, records, files)
-        if row is not None:
-            statistics = StatisticsRequest(baseline=row)
-        elif stream is not None:
-            print(f"leaderboard without differences to the baseline: {problem}", file=stream)
-    path = Path(out_dir) / "leaderboard.md"
-    atomic_write_text(path, build_leaderboard(records, reported, "md", files=files, statistics=statistics))
+    path = out_dir / "leaderboard.md"
+    atomic_write_text(path, build_leaderboard(records, reported, "md", files=files,
+                                              statistics=statistics if statistics.baseline else None))
     return path
 
 
