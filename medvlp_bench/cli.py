@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from medvlp_bench import __version__
@@ -193,6 +194,14 @@ def command_plugins(args, registry) -> int:
 
 
 def command_run(args, registry) -> int:
+    """Run each seed; a SIGTERM during a fit (a pretraining the run makes, a head it trains) ends the process as
+    terminated by it, without a record (:func:`sigterm_ends_the_process`)."""
+    with sigterm_ends_the_process("run stopped by SIGTERM before its record was written; run it again (an "
+                                  "interrupted pretraining continues from its last epoch)"):
+        return _run_seeds(args, registry)
+
+
+def _run_seeds(args, registry) -> int:
     from medvlp_bench.runner import RunRequest, run
 
     for seed in args.seed:
@@ -247,26 +256,35 @@ def pretrain_request(args, registry):
     return request
 
 
-def command_pretrain(args, registry) -> int:
-    """Pretrain; a SIGTERM (``scancel``, a SLURM requeue or time limit, ``kill``) ends the process as terminated by
-    that signal, not with status 0 as Lightning's ``SystemExit`` would, so a sweep counts it as interrupted (rerun,
-    resumed from the last epoch), and SLURM ``afterok`` dependents do not start."""
+@contextmanager
+def sigterm_ends_the_process(message: str):
+    """Lightning ends a fit on SIGTERM (``scancel``, a SLURM requeue or time limit, ``kill``) with its
+    ``SIGTERMException``, a ``SystemExit`` whose status is 0. Inside this context such a stop prints ``message`` and
+    ends the process as terminated by SIGTERM instead, so a sweep counts the job as interrupted (run again) and SLURM
+    ``afterok`` dependents do not start."""
     import os
     import signal
 
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    from medvlp_bench.pretraining.ranks import is_first_process
-    from medvlp_bench.pretraining.service import pretrain
-
     try:
-        checkpoint = pretrain(registry, pretrain_request(args, registry))
+        yield
     except SIGTERMException:
-        print("medvlp-bench: pretraining stopped by SIGTERM; `pretrain ... --resume` continues from its last epoch",
-              file=sys.stderr, flush=True)
+        print(f"medvlp-bench: {message}", file=sys.stderr, flush=True)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
         raise
+
+
+def command_pretrain(args, registry) -> int:
+    """Pretrain; a SIGTERM ends the process as terminated by it (:func:`sigterm_ends_the_process`): a sweep reruns
+    it, resumed from the last epoch."""
+    from medvlp_bench.pretraining.ranks import is_first_process
+    from medvlp_bench.pretraining.service import pretrain
+
+    with sigterm_ends_the_process("pretraining stopped by SIGTERM; `pretrain ... --resume` continues from its "
+                                  "last epoch"):
+        checkpoint = pretrain(registry, pretrain_request(args, registry))
     if is_first_process():  # the other processes of a DDP pretraining run this command too
         print(f"pretrained {args.method}: {checkpoint}")
     return 0

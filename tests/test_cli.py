@@ -175,3 +175,29 @@ def test_a_pretraining_ended_by_sigterm_exits_as_terminated_and_resumes(tmp_path
     assert "stopped by SIGTERM" in error and not (tmp_path / "model" / "model.ckpt").exists()
     stopped_at = torch.load(last, weights_only=False)["epoch"]
     assert 0 <= stopped_at < 299
+
+
+def test_a_run_ended_by_sigterm_while_it_pretrains_exits_as_terminated_without_a_record(tmp_path):
+    """A `run` whose method pretrains on first use, stopped by SIGTERM during that pretraining, ends as terminated
+    by the signal (not Lightning's status 0) and writes no record, so a sweep runs the cell again."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    home = tmp_path / "home"
+    command = [sys.executable, "-m", "medvlp_bench.cli", "run", "--method", "convirt", "--task", "rsna_cls",
+               "--pretrain-epochs", "300", "--data", "synthetic", "--synthetic-scale", "0.05", "--out",
+               str(tmp_path / "results")]
+    environment = {**os.environ, "MEDVLP_HOME": str(home), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while (not list((home / "models").glob("convirt/*/checkpoints/last.ckpt")) and process.poll() is None
+           and time.monotonic() < deadline):
+        time.sleep(0.2)
+    assert process.poll() is None, process.communicate()[1][-2000:]
+    process.send_signal(signal.SIGTERM)
+    _, error = process.communicate(timeout=120)
+    assert process.returncode == -signal.SIGTERM, error[-2000:]
+    assert "run stopped by SIGTERM" in error and not list((tmp_path / "results").glob("*.json"))
