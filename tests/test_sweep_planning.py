@@ -105,7 +105,7 @@ def test_pretraining_command_fills_the_planned_model_store_entry(tmp_path, regis
     plan needs no pretraining any more."""
     plan = plan_suite(registry, _suite(tmp_path), tmp_path / "out")
     job = plan.pretrain_jobs[0]
-    command = pretrain_command(job.request, job.cells[0].plan.encoder)
+    command = pretrain_command(job.plan)
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (job.out_dir / "model.ckpt").is_file()
@@ -129,11 +129,11 @@ def test_distributed_pretraining_is_planned_with_the_world_size_its_job_uses(tmp
     assert job.key != single.key
     config = job.cells[0].plan.pretrain.config
     assert config["global_batch_size"] == 4 * config["batch_size_per_device"]
-    command = pretrain_command(job.request, job.cells[0].plan.encoder)
+    command = pretrain_command(job.plan)
     assert command[command.index("--num-nodes"):command.index("--num-nodes") + 6] == [
         "--num-nodes", "2", "--devices", "2", "--strategy", "ddp"]
     assert _planned_by_command(registry, command).key == job.key
-    assert _planned_by_command(registry, pretrain_command(single.request, single.cells[0].plan.encoder)).key == \
+    assert _planned_by_command(registry, pretrain_command(single.plan)).key == \
         single.key
     for item in plan.cells:
         cell_command = run_command(item.request)
@@ -175,7 +175,7 @@ def test_real_data_suite_pretrains_when_the_suite_asks_and_its_cells_only_look_i
     assert config["data_source"] == "real" and config["max_epochs"] == 2
     assert config["text_encoder"] == "bio_clinicalbert"  # the method's real profile
     assert {item.plan.data_source for item in plan.cells} == {"real"}
-    command = pretrain_command(job.request, job.cells[0].plan.encoder)
+    command = pretrain_command(job.plan)
     assert "--dataset-path" in command and "--data" not in command
     assert _planned_by_command(registry, command).key == job.key
     with pytest.raises(WeightsNotFoundError, match=r"on real data .*never trains it itself.*medvlp-bench pretrain "

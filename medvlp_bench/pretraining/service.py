@@ -286,8 +286,14 @@ def checkpoint_for_run(registry: Registry, plan: PretrainPlan) -> Path:
 
 def pretrain_command_line(plan: PretrainPlan) -> str:
     """The ``medvlp-bench pretrain`` command that trains exactly ``plan`` into the model store (its key)."""
+    return shlex.join(["medvlp-bench", "pretrain", *pretrain_arguments(plan)])
+
+
+def pretrain_arguments(plan: PretrainPlan) -> list[str]:
+    """The arguments of ``medvlp-bench pretrain`` that plan exactly ``plan`` (same key), ending with ``--resume``
+    (an interrupted pretraining continues from its last epoch); above one process, as Lightning DDP."""
     request, config = plan.request, plan.config
-    words = ["medvlp-bench", "pretrain", "--method", plan.method.name, "--image-encoder", config["image_encoder"]]
+    words = ["--method", plan.method.name, "--image-encoder", config["image_encoder"]]
     if request.max_epochs is not None:
         words += ["--epochs", str(request.max_epochs)]
     for name, value in sorted(request.options.items()):
@@ -300,7 +306,7 @@ def pretrain_command_line(plan: PretrainPlan) -> str:
                   "--synthetic-scale", repr(synthetic.get("scale", 1.0))]
     else:
         words += ["--dataset-path", f"{config['corpus']}={request.corpus_folder}"]
-    return shlex.join(words) + " --resume"
+    return words + ["--resume"]
 
 
 def synthetic_descriptor(seed: int, scale: float) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 
+from medvlp_bench.pretraining.service import PretrainPlan, pretrain_arguments
 from medvlp_bench.runner import RunRequest
 
 CLI = (sys.executable, "-m", "medvlp_bench.cli")
@@ -46,20 +47,8 @@ def run_command(request: RunRequest) -> list[str]:
     return command + _data_arguments(request)
 
 
-def pretrain_command(request: RunRequest, image_encoder: str) -> list[str]:
-    """``medvlp-bench pretrain --resume`` for the pretraining that ``request`` relies on, into the model store
-    (``--resume`` continues an interrupted one from its last epoch).
-
-    ``request.pretrain_nodes`` x ``request.pretrain_devices`` above 1 runs it as Lightning DDP (``--num-nodes N
-    --devices D --strategy ddp``: one process per device, started by ``srun`` on SLURM, by Lightning's launcher
-    on one machine); the global batch then grows with them, which is part of the pretraining's key.
-    """
-    command = [*CLI, "pretrain", "--method", request.method, "--image-encoder", image_encoder, "--resume"]
-    if request.pretrain_epochs is not None:
-        command += ["--epochs", str(request.pretrain_epochs)]
-    for name, value in sorted(request.method_options.items()):
-        command += ["--option", f"{name}={json.dumps(value)}"]
-    if (request.pretrain_nodes, request.pretrain_devices) != (1, 1):
-        command += ["--num-nodes", str(request.pretrain_nodes), "--devices", str(request.pretrain_devices),
-                    "--strategy", "ddp"]
-    return command + _data_arguments(request)
+def pretrain_command(plan: PretrainPlan) -> list[str]:
+    """``medvlp-bench pretrain ... --resume`` that trains ``plan`` (a cell's planned pretraining) into the model store
+    under its key (:func:`~medvlp_bench.pretraining.service.pretrain_arguments`; above one process as Lightning DDP,
+    started by ``srun`` on SLURM, by Lightning's launcher on one machine)."""
+    return [*CLI, "pretrain", *pretrain_arguments(plan)]

@@ -28,6 +28,7 @@ from typing import Optional
 from medvlp_bench.data.locations import harness_home
 from medvlp_bench.errors import MedvlpError, WeightsNotFoundError
 from medvlp_bench.pretraining.model_store import stored_checkpoint
+from medvlp_bench.pretraining.service import PretrainPlan
 from medvlp_bench.records import read_record
 from medvlp_bench.registry import Registry
 from medvlp_bench.runner import RunPlan, RunRequest, check_protocol_options, plan_run
@@ -39,11 +40,21 @@ from medvlp_bench.sweeps.suite import Cell, Resources, Suite, Where
 class PretrainJob:
     """One distinct pretraining that cells of the suite rely on (not in the model store when planned)."""
 
-    key: str
-    method: str
+    plan: PretrainPlan
     request: RunRequest  # the request of the first cell that needs it (its pretraining fields are shared)
-    out_dir: Path
     cells: list["PlannedCell"] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return self.plan.key
+
+    @property
+    def method(self) -> str:
+        return self.plan.method.name
+
+    @property
+    def out_dir(self) -> Path:
+        return self.plan.out_dir
 
     @property
     def id(self) -> str:
@@ -142,8 +153,7 @@ def plan_suite(registry: Registry, suite: Suite, out_dir: Path,
         if plan.pretrain is not None and stored_checkpoint(plan.method.name, plan.pretrain.key) is None:
             job = jobs.get(plan.pretrain.key)
             if job is None:
-                job = jobs[plan.pretrain.key] = PretrainJob(plan.pretrain.key, plan.method.name, request,
-                                                            plan.pretrain.out_dir)
+                job = jobs[plan.pretrain.key] = PretrainJob(plan.pretrain, request)
         if plan.pretrain is None and request.checkpoint is None and (plan.method.name, plan.encoder) not in probed:
             probed.add((plan.method.name, plan.encoder))
             probe_weights(registry, plan, cell.entry.where)

@@ -46,8 +46,8 @@ def sweep_folder(options: SweepOptions, suite_name: str) -> Path:
 def build_jobs(plan: SweepPlan, skip: set[str]) -> list[Job]:
     """Pretraining jobs first, then the cells to run (each after its pretraining, when it needs one)."""
     logs = plan.out_dir / "logs"
-    jobs = [Job(job.id, "pretrain", tuple(pretrain_command(job.request, job.cells[0].plan.encoder)),
-                logs / f"{job.id}.log", processes=job.request.pretrain_devices) for job in plan.pretrain_jobs]
+    jobs = [Job(job.id, "pretrain", tuple(pretrain_command(job.plan)), logs / f"{job.id}.log",
+                processes=job.plan.request.devices) for job in plan.pretrain_jobs]
     for item in plan.to_run:
         if item.cell.id in skip:
             continue
@@ -63,9 +63,9 @@ def describe_plan(plan: SweepPlan, skip: dict[str, dict], stream: TextIO, *, ver
     print(f"  done: {len(plan.done)}   to run: {len(to_run)}   failed before, not retried: {len(skip)}   "
           f"pretraining needed: {len(plan.pretrain_jobs)}", file=stream)
     for job in plan.pretrain_jobs:
-        request = job.request
-        world = (f" on {request.pretrain_nodes} node(s) x {request.pretrain_devices} process(es) (DDP)"
-                 if (request.pretrain_nodes, request.pretrain_devices) != (1, 1) else "")
+        request = job.plan.request
+        world = (f" on {request.num_nodes} node(s) x {request.devices} process(es) (DDP)"
+                 if request.world_size > 1 else "")
         print(f"  pretraining {job.id}{world} (into {job.out_dir}) for {len(job.cells)} cell(s)", file=stream)
     if verbose:
         for item in to_run:
